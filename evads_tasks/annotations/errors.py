@@ -1,0 +1,19 @@
+"""One error type for bad annotation input, always naming where the problem is."""
+
+from __future__ import annotations
+
+
+class AnnotationError(ValueError):
+    """Bad annotation input: the message names the file, the row and the field."""
+
+    def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
+                 field: str | None = None) -> None:
+        self.file, self.row, self.field = file, row, field
+        where = ", ".join(
+            part for part in (
+                f"file {file}" if file else "",
+                f"row {row}" if row is not None else "",
+                f"field '{field}'" if field else "",
+            ) if part
+        )
+        super().__init__(f"{where}: {message}" if where else message)

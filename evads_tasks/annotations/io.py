@@ -1,0 +1,175 @@
+"""Reading annotation files (parquet, JSONL, JSON, hub ids) and writing them back."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .errors import AnnotationError
+from .record import EvadsRecord
+from .schemas import (
+    detect_schema,
+    parse_normalized_row,
+    parse_test_row,
+    parse_train_row,
+    to_normalized_row,
+    to_test_row,
+    to_train_row,
+    train_question,
+)
+from .task_classifier import assign_tasks
+
+ANNOTATIONS_ENV = "EVADS_ANNOTATIONS"
+HUB_DATASET = "TaobaoTmall-AlgorithmProducts/E-VAds_Benchmark"
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def read_rows(path: str | os.PathLike) -> list[dict]:
+    """Raw rows of a parquet, JSONL or JSON (list of objects) file as plain Python objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnnotationError("file not found", file=str(path))
+    if path.stat().st_size == 0:
+        raise AnnotationError("file is empty", file=str(path))
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise AnnotationError(f"not a readable parquet file ({exc})", file=str(path)) from None
+    elif suffix in (".jsonl", ".ndjson"):
+        rows = []
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise AnnotationError(f"invalid JSON ({exc.msg})", file=str(path),
+                                          row=number) from None
+    elif suffix == ".json":
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise AnnotationError(f"invalid JSON ({exc.msg})", file=str(path)) from None
+        if not isinstance(rows, list):
+            raise AnnotationError("expected a JSON list of rows", file=str(path))
+    else:
+        raise AnnotationError("unsupported file type (use .parquet, .jsonl or .json)",
+                              file=str(path))
+    if not rows:
+        raise AnnotationError("file has no rows", file=str(path))
+    for number, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise AnnotationError(f"expected an object, got {type(row).__name__}",
+                                  file=str(path), row=number)
+    return rows
+
+
+def parse_rows(rows: list[Mapping], source: str = "<rows>") -> list[EvadsRecord]:
+    """Records from raw rows of any schema; unlabeled rows get inferred tasks per video."""
+    columns = set().union(*(row.keys() for row in rows))
+    try:
+        schema = detect_schema(columns)
+    except AnnotationError as exc:
+        raise AnnotationError(exc.args[0], file=source) from None
+
+    def located(exc: AnnotationError, number: int) -> AnnotationError:
+        return AnnotationError(str(exc).split(": ", 1)[-1], file=source, row=number,
+                               field=exc.field)
+
+    if schema == "train":
+        questions, by_video = [], defaultdict(list)
+        for number, row in enumerate(rows):
+            try:
+                questions.append(train_question(row))
+            except AnnotationError as exc:
+                raise located(exc, number) from None
+            extra = row.get("extra_info") or {}
+            by_video[str(extra.get("video_path") or row.get("videos"))].append(number)
+        tasks: dict[int, str] = {}
+        for numbers in by_video.values():
+            tasks.update(zip(numbers, assign_tasks([questions[n] for n in numbers])))
+    records = []
+    for number, row in enumerate(rows):
+        try:
+            if schema == "train":
+                records.append(parse_train_row(row, tasks[number]))
+            elif schema == "test":
+                records.append(parse_test_row(row))
+            else:
+                records.append(parse_normalized_row(row))
+        except AnnotationError as exc:
+            raise located(exc, number) from None
+    return records
+
+
+def _hub_files(dataset_id: str, split: str | None) -> list[Path]:
+    """Download the annotation parquet files of a hub dataset (needs network access)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(dataset_id, repo_type="dataset",
+                                        allow_patterns=["annotations/*", "*.parquet"]))
+    except Exception as exc:
+        raise AnnotationError(
+            f"could not fetch hub dataset {dataset_id!r} ({type(exc).__name__}: {exc}); "
+            f"offline, point {ANNOTATIONS_ENV} at a local annotation file", file=dataset_id
+        ) from None
+    files = sorted(folder.rglob("*.parquet"))
+    if split:
+        files = [f for f in files if split.lower() in f.name.lower()] or files
+    if not files:
+        raise AnnotationError("hub dataset has no parquet annotations", file=dataset_id)
+    return files
+
+
+def load_annotations(source: str | os.PathLike | None = None,
+                     split: str | None = None) -> list[EvadsRecord]:
+    """Records from a file, a hub dataset id, or ``$EVADS_ANNOTATIONS``.
+
+    ``split`` picks among a hub dataset's files (e.g. ``test``).
+    """
+    source = source or os.environ.get(ANNOTATIONS_ENV)
+    if not source:
+        raise AnnotationError(f"no annotations given: pass a path or set {ANNOTATIONS_ENV}")
+    path = Path(source).expanduser()
+    if path.exists() or not _HUB_ID.match(str(source)):
+        return parse_rows(read_rows(path), str(path))
+    return [record for file in _hub_files(str(source), split)
+            for record in parse_rows(read_rows(file), f"{source}:{file.name}")]
+
+
+def write_jsonl(records: Iterable[EvadsRecord], path: str | os.PathLike) -> Path:
+    """Write normalized records, one JSON object per line (loadable by :func:`load_annotations`)."""
+    return _write([to_normalized_row(r) for r in records], Path(path))
+
+
+def write_schema(records: Iterable[EvadsRecord], path: str | os.PathLike, schema: str) -> Path:
+    """Write records in a published schema: ``test``, ``rl`` or ``sft`` (parquet or JSONL by suffix)."""
+    writers = {"test": to_test_row, "rl": lambda r: to_train_row(r, "rl"),
+               "sft": lambda r: to_train_row(r, "sft"), "normalized": to_normalized_row}
+    if schema not in writers:
+        raise ValueError(f"schema must be one of {sorted(writers)}, got {schema!r}")
+    return _write([writers[schema](r) for r in records], Path(path))
+
+
+def _write(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        with path.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path

@@ -1,0 +1,37 @@
+"""Resolve annotation video paths against a configured video root, by file name only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import AnnotationError
+from .record import EvadsRecord
+
+VIDEO_DIR_ENV = "EVADS_VIDEO_DIR"
+
+
+def video_root(video_dir: str | os.PathLike | None = None) -> Path | None:
+    """The configured video root: the argument, else ``$EVADS_VIDEO_DIR``, else None."""
+    chosen = video_dir or os.environ.get(VIDEO_DIR_ENV)
+    return Path(chosen).expanduser() if chosen else None
+
+
+def resolve_video(record: EvadsRecord, video_dir: str | os.PathLike | None = None,
+                  *, must_exist: bool = True) -> Path:
+    """The local path of a record's video.
+
+    Annotation paths such as ``../videos/698.mp4`` are relative to the authors'
+    tree, so only the file name is kept and looked up under the video root.
+    """
+    root = video_root(video_dir)
+    if root is None:
+        raise AnnotationError(
+            f"no video directory configured for video {record.video_file!r}: pass --video-dir "
+            f"or set {VIDEO_DIR_ENV}", field="video_file")
+    path = root / record.video_name
+    if must_exist and not path.is_file():
+        raise AnnotationError(
+            f"video file {path} not found (question {record.question_id}, "
+            f"annotation path {record.video_file!r})", field="video_file")
+    return path
