@@ -3,7 +3,15 @@
 from .categories import CATEGORIES, canonical_category
 from .errors import AnnotationError
 from .events import Event, parse_metadata, render_metadata
-from .io import ANNOTATIONS_ENV, HUB_DATASET, load_annotations, parse_rows, read_rows, write_jsonl, write_schema
+from .io import (
+    ANNOTATIONS_ENV,
+    HUB_DATASET,
+    load_annotations,
+    parse_rows,
+    read_rows,
+    write_jsonl,
+    write_schema,
+)
 from .record import EvadsRecord
 from .task_classifier import assign_tasks, infer_task
 from .task_labels import PERCEPTION, REASONING, TASK_CODES, TASKS, task_code

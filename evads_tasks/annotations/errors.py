@@ -8,7 +8,7 @@ class AnnotationError(ValueError):
 
     def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
                  field: str | None = None) -> None:
-        self.file, self.row, self.field = file, row, field
+        self.message, self.file, self.row, self.field = message, file, row, field
         where = ", ".join(
             part for part in (
                 f"file {file}" if file else "",

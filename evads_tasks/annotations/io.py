@@ -52,8 +52,8 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise AnnotationError(f"invalid JSON ({exc.msg})", file=str(path),
-                                          row=number) from None
+                    raise AnnotationError(f"invalid JSON on line {number + 1} ({exc.msg})",
+                                          file=str(path), row=len(rows)) from None
     elif suffix == ".json":
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))
@@ -79,11 +79,10 @@ def parse_rows(rows: list[Mapping], source: str = "<rows>") -> list[EvadsRecord]
     try:
         schema = detect_schema(columns)
     except AnnotationError as exc:
-        raise AnnotationError(exc.args[0], file=source) from None
+        raise AnnotationError(exc.message, file=source) from None
 
     def located(exc: AnnotationError, number: int) -> AnnotationError:
-        return AnnotationError(str(exc).split(": ", 1)[-1], file=source, row=number,
-                               field=exc.field)
+        return AnnotationError(exc.message, file=source, row=number, field=exc.field)
 
     if schema == "train":
         questions, by_video = [], defaultdict(list)
@@ -92,11 +91,12 @@ def parse_rows(rows: list[Mapping], source: str = "<rows>") -> list[EvadsRecord]
                 questions.append(train_question(row))
             except AnnotationError as exc:
                 raise located(exc, number) from None
-            extra = row.get("extra_info") or {}
-            by_video[str(extra.get("video_path") or row.get("videos"))].append(number)
+            extra = row.get("extra_info")
+            video = extra.get("video_path") if isinstance(extra, Mapping) else None
+            by_video[str(video or row.get("videos"))].append(number)
         tasks: dict[int, str] = {}
         for numbers in by_video.values():
-            tasks.update(zip(numbers, assign_tasks([questions[n] for n in numbers])))
+            tasks.update(zip(numbers, assign_tasks([questions[n] for n in numbers]), strict=True))
     records = []
     for number, row in enumerate(rows):
         try:
@@ -153,7 +153,10 @@ def write_jsonl(records: Iterable[EvadsRecord], path: str | os.PathLike) -> Path
 
 
 def write_schema(records: Iterable[EvadsRecord], path: str | os.PathLike, schema: str) -> Path:
-    """Write records in a published schema: ``test``, ``rl`` or ``sft`` (parquet or JSONL by suffix)."""
+    """Write records in a schema: ``test``, ``rl``, ``sft`` or ``normalized``.
+
+    The suffix picks the format: ``.parquet``, else JSONL.
+    """
     writers = {"test": to_test_row, "rl": lambda r: to_train_row(r, "rl"),
                "sft": lambda r: to_train_row(r, "sft"), "normalized": to_normalized_row}
     if schema not in writers:
@@ -167,6 +170,10 @@ def _write(rows: list[dict], path: Path) -> Path:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        # ``extra`` is free-form and differs from row to row (or is empty), which one parquet
+        # struct type cannot hold, so parquet stores it as JSON text.
+        rows = [{**row, "extra": json.dumps(row["extra"], ensure_ascii=False)}
+                if isinstance(row.get("extra"), dict) else row for row in rows]
         pq.write_table(pa.Table.from_pylist(rows), path)
     else:
         with path.open("w", encoding="utf-8") as handle:

@@ -256,6 +256,14 @@ def parse_normalized_row(row: Mapping) -> EvadsRecord:
     except KeyError as exc:
         raise AnnotationError(exc.args[0], field="task") from None
     task_inferred = _need(row, "task_inferred", bool)
+    extra = row.get("extra") or {}
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except json.JSONDecodeError as exc:
+            raise AnnotationError(f"invalid JSON ({exc.msg})", field="extra") from None
+    if not isinstance(extra, Mapping):
+        raise AnnotationError(f"expected an object, got {type(extra).__name__}", field="extra")
     duration = row.get("duration")
     if duration is not None and not isinstance(duration, (int, float)):
         raise AnnotationError(f"expected a number, got {type(duration).__name__}",
@@ -275,5 +283,5 @@ def parse_normalized_row(row: Mapping) -> EvadsRecord:
         category=row.get("category"),
         duration=None if duration is None else float(duration),
         reasoning_target=row.get("reasoning_target"),
-        extra=dict(row.get("extra") or {}),
+        extra=dict(extra),
     )

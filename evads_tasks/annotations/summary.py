@@ -17,7 +17,8 @@ def summarize(records: Sequence[EvadsRecord]) -> dict:
         "per_task": {code: per_task.get(code, 0) for code in TASK_CODES},
         "per_category": dict(Counter(r.category or "unknown" for r in records).most_common()),
         "per_split": dict(Counter(r.split for r in records)),
-        "inferred_share": (sum(r.task_inferred for r in records) / len(records)) if records else 0.0,
+        "inferred_share": (sum(r.task_inferred for r in records) / len(records)
+                           if records else 0.0),
     }
 
 

@@ -29,6 +29,10 @@ def resolve_video(record: EvadsRecord, video_dir: str | os.PathLike | None = Non
         raise AnnotationError(
             f"no video directory configured for video {record.video_file!r}: pass --video-dir "
             f"or set {VIDEO_DIR_ENV}", field="video_file")
+    if record.video_name in ("", ".", ".."):
+        raise AnnotationError(
+            f"video path {record.video_file!r} of question {record.question_id} names no file",
+            field="video_file")
     path = root / record.video_name
     if must_exist and not path.is_file():
         raise AnnotationError(
