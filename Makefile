@@ -56,8 +56,81 @@ lint: install  ## ruff
 demo: demo-annotations demo-eval demo-density demo-rl  ## the main job on the sample dataset, offline
 	@echo "demo outputs are under $(OUT)/demo and $(SAMPLE)"
 
+# ---- E-VAds as lmms-eval tasks (make eval / make demo-eval) ----
+# Defaults: the sample dataset, the tiny RANDOM Qwen2.5-VL through lmms-eval's own
+# qwen2_5_vl class, the offline similarity judge unless EVADS_JUDGE_BASE_URL is set.
+# Frames: 2 fps as in the paper; MODEL_SEQ_LEN=27307 makes qwen-vl-utils' total video pixel
+# budget 0.9*27307*28*28 = 24576*28*28, the paper's. The demo caps pixels per frame for CPU.
+TINY_VLM ?= $(OUT)/models/tiny-random-qwen2-5-vl
+MODEL ?= qwen2_5_vl
+MODEL_ARGS ?= pretrained=$(TINY_VLM),device=cpu,device_map=cpu,fps=2,max_num_frames=768,max_pixels=25088
+EVAL_TASKS ?= evads
+EVAL_OUT ?= $(OUT)/eval
+EVAL_FLAGS ?= --gen_kwargs max_new_tokens=64
+EVAL_ANNOTATIONS ?= $(SAMPLE)/annotations/test.parquet
+EVAL_VIDEOS ?= $(SAMPLE)/videos
+
+$(TINY_VLM)/TINY_RANDOM_MODEL.md: $(VENV)/.installed
+	$(PY) -m evads_tasks.tiny_model --family qwen2_5_vl --out $(TINY_VLM)
+
+eval: $(if $(EVADS_ANNOTATIONS),,sample) $(if $(findstring $(TINY_VLM),$(MODEL_ARGS)),$(TINY_VLM)/TINY_RANDOM_MODEL.md)  ## lmms-eval on E-VAds (MODEL=, MODEL_ARGS=, EVAL_TASKS=, EVAL_OUT=)
+	@if [ -z "$$EVADS_JUDGE_BASE_URL" ] && [ -z "$$EVADS_JUDGE" ]; then \
+	  echo "judge: offline similarity fallback (NOT the paper's LLM judge; set EVADS_JUDGE_BASE_URL for one)"; fi
+	@case "$(MODEL_ARGS)" in *$(TINY_VLM)*) \
+	  echo "model: tiny RANDOM $(MODEL) built offline: its answers are gibberish, its scores mean nothing";; esac
+	EVADS_ANNOTATIONS=$${EVADS_ANNOTATIONS:-$(EVAL_ANNOTATIONS)} \
+	EVADS_VIDEO_DIR=$${EVADS_VIDEO_DIR:-$(EVAL_VIDEOS)} \
+	EVADS_JUDGE=$${EVADS_JUDGE:-$$( [ -n "$$EVADS_JUDGE_BASE_URL" ] || echo similarity)} \
+	MODEL_SEQ_LEN=$${MODEL_SEQ_LEN:-27307} \
+	$(VENV)/bin/lmms-eval --model $(MODEL) --model_args "$(MODEL_ARGS)" --tasks $(EVAL_TASKS) \
+	  --include_path "$$($(PY) -m evads_tasks path)" --output_path $(EVAL_OUT) --log_samples \
+	  $(EVAL_FLAGS)
+	$(PY) -m evads_tasks report $(EVAL_OUT)
+	@echo "results, samples and evads_report.md are under $(EVAL_OUT)"
+
+demo-eval:  ## the sample dataset, tiny random model, offline judge -> runs/demo/eval
+	@$(MAKE) --no-print-directory eval EVAL_OUT=$(OUT)/demo/eval
+
+# ---- MG-GRPO training on TRL (make sft / make rl / make demo-rl) ----
+# Default: evads_rl/configs/cpu_smoke.yaml = the tiny RANDOM Qwen2-VL on the sample dataset,
+# 2 steps per stage on CPU, offline similarity judge unless EVADS_JUDGE_BASE_URL is set.
+# Others: CONFIG=evads_rl/configs/gpu_1x.yaml (gpu_multi, multinode_vllm_server).
+# RL_FLAGS: e.g. --resume, --set grpo.max_steps=4, --output-dir DIR.
+CONFIG ?= evads_rl/configs/cpu_smoke.yaml
+RL_FLAGS ?=
+
+sft: $(if $(findstring cpu_smoke,$(CONFIG)),sample,install)  ## SFT stage only (CONFIG=, RL_FLAGS=)
+	$(PY) -m evads_rl sft --config $(CONFIG) $(RL_FLAGS)
+
+rl: $(if $(findstring cpu_smoke,$(CONFIG)),sample,install)  ## MG-GRPO training: SFT, then GRPO from the SFT model (CONFIG=, RL_FLAGS=)
+	$(PY) -m evads_rl rl --config $(CONFIG) $(RL_FLAGS)
+
+demo-rl: sample  ## CPU smoke training (SFT 2 steps, GRPO 2 steps) on the sample -> runs/demo/rl
+	@echo "model: tiny RANDOM Qwen2-VL built offline: it answers gibberish, its rewards mean nothing"
+	$(PY) -m evads_rl rl --config evads_rl/configs/cpu_smoke.yaml --output-dir $(OUT)/demo/rl
+	@echo "demo-rl outputs: $(OUT)/demo/rl/{sft,grpo}/final (models), */metrics.jsonl (per-step logs)"
+
+# ---- multi-modal information density (make density / make demo-density) ----
+# DATASET: a folder of videos, an annotation file (+ VIDEO_DIR for both sources) or a hub id.
+# DENSITY_FLAGS: e.g. --workers 2, --backend ray, --visual-model DIR, --ocr-count unique.
+DATASET ?=
+VIDEO_DIR ?=
+DENSITY_FLAGS ?=
+
+density: install  ## Vden/Aden/Oden of DATASET=PATH [VIDEO_DIR=DIR] [OUT=DIR] [DENSITY_FLAGS=]
+	@test -n "$(DATASET)" || { echo "usage: make density DATASET=PATH [VIDEO_DIR=DIR] [OUT=DIR]"; exit 2; }
+	$(PY) -m evads_density "$(DATASET)" --out $(if $(filter runs,$(OUT)),$(OUT)/density,$(OUT)) \
+	  $(if $(VIDEO_DIR),--video-dir "$(VIDEO_DIR)") $(DENSITY_FLAGS)
+
+demo-density: sample  ## density of the sample, from its videos and its annotations -> runs/demo/density
+	$(PY) -m evads_density $(SAMPLE)/annotations/test.parquet --video-dir $(SAMPLE)/videos \
+	  --out $(OUT)/demo/density --workers 2
+
 demo-annotations: sample
 	$(PY) -m evads_tasks.annotations summary $(SAMPLE)/annotations/test.parquet
+
+bench: install  ## speed targets: runs every bench/*.py (judge throughput, ...)
+	@set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
 
 clean:  ## remove generated data and runs (keeps .venv)
 	rm -rf $(SAMPLE) $(OUT)

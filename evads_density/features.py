@@ -1,0 +1,108 @@
+"""Per-frame visual features for Vden: a learned vision model, or offline pixels.
+
+``offline-pixels (no learned weights)`` needs no download: for each frame it concatenates
+three blocks, each mean-centred and unit-normalised so unrelated pictures score near 0:
+a 32x18 grayscale thumbnail (layout), a 4x4x4 RGB colour histogram (square-rooted) and a
+16x9 map of gradient magnitude (edges). A flat block carries one small constant so two flat
+frames still match. It tracks cuts and motion, not semantics: it is not the paper's
+DINOv3-Base, and the output says which backend ran.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+DINOV3_BASE = "facebook/dinov3-vitb16-pretrain-lvd1689m"
+OFFLINE_PIXELS = "offline-pixels (no learned weights)"
+_FLAT = 1e-3
+
+
+class VisualBackend(Protocol):
+    name: str
+
+    def embed(self, frames: list[np.ndarray]) -> np.ndarray: ...
+
+
+def _block(values: np.ndarray) -> np.ndarray:
+    centred = values.reshape(-1).astype(np.float64)
+    centred = centred - centred.mean()
+    with_flat = np.append(centred, _FLAT * max(1.0, float(np.abs(values).max(initial=0))))
+    return with_flat / np.linalg.norm(with_flat)
+
+
+def pixel_features(frame: np.ndarray) -> np.ndarray:
+    """The offline feature vector of one RGB uint8 frame (see the module docstring)."""
+    image = Image.fromarray(frame)
+    small = np.asarray(image.resize((64, 36), Image.Resampling.BOX), dtype=np.float64) / 255.0
+    gray = small @ np.array([0.299, 0.587, 0.114])
+    layout = np.asarray(Image.fromarray((gray * 255).astype(np.uint8)).resize(
+        (32, 18), Image.Resampling.BOX), dtype=np.float64) / 255.0
+    bins = np.minimum((small * 4).astype(int), 3)
+    hist = np.bincount((bins[..., 0] * 16 + bins[..., 1] * 4 + bins[..., 2]).ravel(),
+                       minlength=64) / (64 * 36)
+    gy, gx = np.gradient(gray)
+    edges = np.hypot(gx, gy).reshape(9, 4, 16, 4).mean(axis=(1, 3))
+    return np.concatenate([_block(layout), _block(np.sqrt(hist)), _block(edges)])
+
+
+class OfflinePixels:
+    """Hand-made pixel features; fast and deterministic, no learned weights."""
+
+    name = OFFLINE_PIXELS
+
+    def embed(self, frames: list[np.ndarray]) -> np.ndarray:
+        return np.stack([pixel_features(f) for f in frames])
+
+
+class TransformersVision:
+    """Any transformers vision backbone (DINOv3/DINOv2/ViT...): the CLS / pooled feature."""
+
+    def __init__(self, model: str, device: str = "cpu", batch_size: int = 16) -> None:
+        import torch
+        from transformers import AutoImageProcessor, AutoModel
+
+        self.processor = AutoImageProcessor.from_pretrained(model)
+        self.model = AutoModel.from_pretrained(model).to(device).eval()
+        self.device, self.batch_size, self.torch = device, batch_size, torch
+        self.name = f"transformers:{model}"
+
+    def embed(self, frames: list[np.ndarray]) -> np.ndarray:
+        chunks = []
+        with self.torch.inference_mode():
+            for start in range(0, len(frames), self.batch_size):
+                batch = self.processor(images=frames[start:start + self.batch_size],
+                                       return_tensors="pt").to(self.device)
+                out = self.model(**batch)
+                pooled = getattr(out, "pooler_output", None)
+                if pooled is None:
+                    pooled = out.last_hidden_state[:, 0]
+                chunks.append(pooled.float().cpu().numpy())
+        return np.concatenate(chunks)
+
+
+def dinov3_cached() -> bool:
+    """True when DINOv3-Base's weights are in the local Hugging Face cache (no download)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    found = try_to_load_from_cache(DINOV3_BASE, "config.json")
+    return isinstance(found, str) and Path(found).is_file()
+
+
+def resolve_visual_model(choice: str) -> str:
+    """``auto`` -> DINOv3-Base when cached locally, else the offline pixel features."""
+    if choice == "auto":
+        return DINOV3_BASE if dinov3_cached() else "offline-pixels"
+    return choice
+
+
+def load_visual(choice: str, device: str = "cpu") -> VisualBackend:
+    """A backend from a resolved choice: ``offline-pixels``, a model id or a local folder."""
+    if choice == "offline-pixels":
+        return OfflinePixels()
+    return TransformersVision(choice, device=device)

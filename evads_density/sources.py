@@ -1,0 +1,76 @@
+"""What to analyse: a folder of videos, or an annotation file / hub id (with or without videos)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from evads_tasks.annotations import AnnotationError, Event, load_annotations, resolve_video
+from evads_tasks.annotations.videos import video_root
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts")
+SOURCES = ("auto", "video", "annotations", "both")
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One video to measure: its file (video source) and/or its events (annotation source)."""
+
+    video_id: str
+    video_path: str | None = None
+    events: tuple[Event, ...] | None = None
+    duration: float | None = None
+    missing_video: str | None = None  # why the video part cannot run, when it was asked for
+
+
+def folder_jobs(folder: Path) -> list[VideoJob]:
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if not files:
+        raise AnnotationError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) in the folder",
+                              file=str(folder))
+    return [VideoJob(video_id=p.stem, video_path=str(p)) for p in files]
+
+
+def annotation_jobs(source: str, video_dir: str | os.PathLike | None, want_video: bool,
+                    split: str | None = None) -> list[VideoJob]:
+    """One job per video of an annotation file (the first record of a video carries its events)."""
+    first = {}
+    for record in load_annotations(source, split=split):
+        first.setdefault(record.video_id, record)
+    jobs = []
+    for video_id, record in first.items():
+        path, missing = None, None
+        if want_video:
+            try:
+                path = str(resolve_video(record, video_dir))
+            except AnnotationError as exc:
+                missing = str(exc)
+        jobs.append(VideoJob(video_id=video_id, video_path=path, events=record.events,
+                             duration=record.duration, missing_video=missing))
+    return jobs
+
+
+def collect_jobs(path: str, source: str = "auto", video_dir: str | None = None,
+                 split: str | None = None) -> tuple[list[VideoJob], str]:
+    """The jobs and the resolved source mode (``video``, ``annotations`` or ``both``).
+
+    ``auto``: a folder means video; an annotation file means both when a video directory is
+    configured (``--video-dir`` or ``$EVADS_VIDEO_DIR``), else annotations only.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"--source must be one of {SOURCES}, got {source!r}")
+    as_path = Path(path).expanduser()
+    if as_path.is_dir():
+        if source in ("annotations", "both"):
+            raise AnnotationError("a folder of videos has no annotations: use --source video "
+                                  "or pass an annotation file", file=str(as_path))
+        return folder_jobs(as_path), "video"
+    if source == "auto":
+        source = "both" if video_root(video_dir) is not None else "annotations"
+    if source in ("video", "both") and video_root(video_dir) is None:
+        raise AnnotationError(f"--source {source} with an annotation file needs --video-dir or "
+                              "$EVADS_VIDEO_DIR", file=str(path))
+    return annotation_jobs(path, video_dir, source != "annotations", split), source
+

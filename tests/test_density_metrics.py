@@ -1,0 +1,95 @@
+"""Pure parts of the density analyzer: counting units, Vden, rates, OCR policies, events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evads_density.analysis import measure_annotations, per_second_texts
+from evads_density.metrics import VdenSettings, distribution, neighbour_similarities, rate, vden
+from evads_density.ocr import frame_changed, screen_units
+from evads_density.text_units import count_units
+from evads_tasks.annotations import Event, parse_metadata
+
+
+@pytest.mark.parametrize("text, units", [
+    ("可以穿到140斤", 6),          # 5 CJK characters + one number
+    ("Buy 2 get 1 free!", 5),
+    ("iPhone 限时 ¥5.99 don't miss", 6),
+    ("，。！  ...", 0),
+    ("", 0),
+    (None, 0),
+])
+def test_count_units_counts_cjk_characters_latin_words_and_numbers(text, units):
+    assert count_units(text) == units
+
+
+def test_still_frames_score_zero_and_cuts_score_high():
+    rng = np.random.default_rng(0)
+    still = np.tile(rng.normal(size=16), (20, 1))
+    assert vden(neighbour_similarities(still)) == pytest.approx(0.0, abs=1e-9)
+    # Two frames per scene (a cut every second at 2 frames/s), scenes orthogonal.
+    scenes = np.eye(10)
+    cuts = np.repeat(scenes, 2, axis=0)
+    sims = neighbour_similarities(cuts, window=2, decay=1.0)
+    # Inner frames: one same-scene neighbour (weight 1) of 3 total weight -> S = 1/3.
+    assert sims[2:-2] == pytest.approx(np.full(16, 1 / 3))
+    assert vden(sims, alpha=100) > 60
+
+
+def test_neighbour_weights_follow_decay_and_window():
+    feats = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    # Frame 0: d=1 -> 1.0 (weight 1), d=2 -> 0.0 (weight 1/2**2 with decay 2).
+    assert neighbour_similarities(feats, window=2, decay=2.0)[0] == pytest.approx(1 / 1.25)
+    assert neighbour_similarities(feats, window=1)[0] == pytest.approx(1.0)
+    assert neighbour_similarities(feats[:1])[0] == 1.0
+    with pytest.raises(ValueError, match="2-D"):
+        neighbour_similarities(np.zeros(3))
+    with pytest.raises(ValueError, match="invalid Vden"):
+        VdenSettings(fps=0)
+
+
+def test_rate_and_distribution():
+    assert rate(10, 4) == 2.5
+    with pytest.raises(ValueError, match="positive"):
+        rate(1, 0)
+    stats = distribution([1.0, 2.0, None, 3.0, 4.0])
+    assert stats["n"] == 4 and stats["mean"] == 2.5 and stats["median"] == 2.5
+    assert stats["p10"] == pytest.approx(1.3) and stats["p90"] == pytest.approx(3.7)
+    assert distribution([None])["mean"] is None
+
+
+def test_screen_text_policies():
+    frames = [("限时特价",), ("限时特价",), ("限时特价",), (), ("限时特价", "Buy now")]
+    # per-second: every second on screen counts again (4 + 4 + 4 + 0 + 6).
+    assert screen_units(frames, 1.0, "per-second") == 18
+    assert screen_units(frames, 0.5, "per-second") == 9
+    # unique: once per appearance; it reappears after leaving the screen.
+    assert screen_units(frames, 1.0, "unique") == 4 + 4 + 2
+    # OCR noise on a text still on screen is not a new text.
+    assert screen_units([("限时特价全场五折",), ("限时特价全场五拆",)], 1.0, "unique") == 8
+    with pytest.raises(ValueError, match="--ocr-count"):
+        screen_units(frames, 1.0, "sometimes")
+
+
+def test_frame_change_threshold():
+    a = np.zeros((18, 32), np.float32)
+    assert frame_changed(None, a, 0.02)
+    assert not frame_changed(a, a + 0.01, 0.02)
+    assert frame_changed(a, a + 0.05, 0.02)
+
+
+def test_annotation_densities_from_events():
+    meta = parse_metadata("Duration: 4s\n[Time-aligned Events]:\n"
+                          'Time 0s: OCR Text: [新品上市] ; ASR Text: "新品上市啦"\n'
+                          "Time 1-2s: OCR Text: [¥99 | 包邮]\n"
+                          'Time 3s: ASR Text: "buy it now"')
+    assert per_second_texts(meta.events, 4.0) == [("新品上市",), ("¥99", "包邮"),
+                                                  ("¥99", "包邮"), ()]
+    result = measure_annotations(meta.events, meta.duration, "per-second")
+    assert result["asr_units"] == 8 and result["aden"] == 2.0
+    assert result["ocr_units"] == 4 + 3 + 3 and result["oden"] == 2.5
+    assert measure_annotations(meta.events, meta.duration, "unique")["ocr_units"] == 7
+    # Without a Duration header: one second past the last event.
+    events = (Event(0, 0, (), "你好"), Event(1, 1, (), "再见"))
+    assert measure_annotations(events, None, "per-second")["duration"] == 2.0
