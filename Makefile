@@ -63,7 +63,7 @@ demo: demo-annotations demo-eval demo-density demo-rl  ## the main job on the sa
 # budget 0.9*27307*28*28 = 24576*28*28, the paper's. The demo caps pixels per frame for CPU.
 TINY_VLM ?= $(OUT)/models/tiny-random-qwen2-5-vl
 MODEL ?= qwen2_5_vl
-MODEL_ARGS ?= pretrained=$(TINY_VLM),device=cpu,device_map=cpu,fps=2,max_num_frames=768,max_pixels=25088
+MODEL_ARGS ?= pretrained=$(TINY_VLM),device=cpu,device_map=cpu,fps=2,max_num_frames=768,min_pixels=3136,max_pixels=25088
 EVAL_TASKS ?= evads
 EVAL_OUT ?= $(OUT)/eval
 EVAL_FLAGS ?= --gen_kwargs max_new_tokens=64
@@ -109,6 +109,7 @@ demo-rl: sample  ## CPU smoke training (SFT 2 steps, GRPO 2 steps) on the sample
 	@echo "model: tiny RANDOM Qwen2-VL built offline: it answers gibberish, its rewards mean nothing"
 	$(PY) -m evads_rl rl --config evads_rl/configs/cpu_smoke.yaml --output-dir $(OUT)/demo/rl
 	@echo "demo-rl outputs: $(OUT)/demo/rl/{sft,grpo}/final (models), */metrics.jsonl (per-step logs)"
+	@echo "note: the random model never writes the tags, so with the similarity judge every GRPO reward is 0 and its gradient is 0 (tests/test_rl_train.py shows GRPO moving every weight with a scripted loopback judge)"
 
 # ---- multi-modal information density (make density / make demo-density) ----
 # DATASET: a folder of videos, an annotation file (+ VIDEO_DIR for both sources) or a hub id.

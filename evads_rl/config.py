@@ -1,0 +1,85 @@
+"""Training run configuration: one YAML file per hardware setup (``evads_rl/configs``).
+
+Top-level keys: ``model`` (a local folder, a hub id, or ``tiny:<family>`` for the
+offline tiny random model), ``data`` (annotation files, video folder, frame
+settings, row limit), ``judge`` (``env`` or ``similarity``), ``reward_weights``,
+``peft`` (LoRA settings or null), ``sft`` / ``grpo`` (keyword arguments of TRL's
+``SFTConfig`` / ``GRPOConfig``), ``output_dir`` and optionally ``accelerate_config``
+(a launcher config; the stages then run under ``accelerate launch``).
+Strings may use ``$VARS``; relative paths are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+SECTIONS = ("model", "data", "judge", "reward_weights", "peft", "sft", "grpo", "output_dir",
+            "accelerate_config")
+REQUIRED = ("model", "data", "sft", "grpo", "output_dir")
+
+
+def config_path(name: str | os.PathLike) -> Path:
+    """A config file by path, or by name among the shipped ones (``cpu_smoke``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = CONFIG_DIR / f"{Path(name).stem}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    raise FileNotFoundError(f"config {name!s} not found (a path, or one of {names})")
+
+
+def _expand(value):
+    if isinstance(value, str):
+        return os.path.expandvars(value)
+    if isinstance(value, dict):
+        return {key: _expand(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand(item) for item in value]
+    return value
+
+
+def apply_override(config: dict, assignment: str) -> dict:
+    """``a.b=value`` (value parsed as YAML) set in a copy of ``config``."""
+    if "=" not in assignment:
+        raise ValueError(f"override {assignment!r} must look like section.key=value")
+    dotted, raw = assignment.split("=", 1)
+    keys = dotted.strip().split(".")
+    if keys[0] not in SECTIONS:
+        raise ValueError(f"override {assignment!r}: unknown section {keys[0]!r} "
+                         f"(one of {list(SECTIONS)})")
+    result = copy.deepcopy(config)
+    node = result
+    for key in keys[:-1]:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    node[keys[-1]] = yaml.safe_load(raw)
+    return result
+
+
+def load_config(name: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """The run config, validated for its top-level keys, with ``$VARS`` expanded."""
+    path = config_path(name)
+    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    for assignment in overrides:
+        config = apply_override(config, assignment)
+    unknown = set(config) - set(SECTIONS)
+    missing = [key for key in REQUIRED if key not in config]
+    if unknown or missing:
+        raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}, missing key(s) {missing}")
+    config = _expand(config)
+    unset = sorted(set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", yaml.safe_dump(config))))
+    if unset:
+        raise ValueError(f"{path}: environment variable(s) {unset} used by the config are not set")
+    config["_source"] = str(path)
+    return config

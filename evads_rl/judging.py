@@ -1,0 +1,190 @@
+"""MG-GRPO rewards as TRL reward functions, scored by the judge.
+
+TRL calls each reward function with the whole batch of completions (every
+group of a step) and every dataset column as keyword arguments. The answer and
+trace terms need the judge: the first of the three functions to run judges the
+batch in ONE ``judge_many`` call (answer and trace requests together, so a
+group of 8 costs about one judge latency), and the verdicts are kept in a small
+in-memory memo so the other function does not ask again (the judge also keeps
+its own on-disk cache across runs).
+
+Policy for what cannot be judged (logged, never raised):
+- empty completion (or an empty ``<answer>`` block) -> answer term 0, not sent to the judge;
+- no ``<answer>`` block -> the completion minus its ``<think>`` block is judged as the
+  answer (the official evaluation's rule), and the format term is 0;
+- ``<think>`` missing/empty -> trace term 0, not sent;
+- judge error (``JudgeResult.score is None``) -> that term 0, counted in ``judge_errors``
+  and logged with the judge's reason;
+- any tag problem fails the format check -> format term 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from evads_tasks.judge import Judge, JudgeRequest, JudgeResult
+
+from .rewards import (
+    DEFAULT_WEIGHTS,
+    ParsedCompletion,
+    RewardParts,
+    RewardWeights,
+    format_reward_value,
+    parse_completion,
+    reward_parts,
+)
+
+log = logging.getLogger(__name__)
+
+# Dataset columns the reward functions read (written by evads_rl.data).
+CONTEXT_COLUMNS = ("question", "metadata", "clues", "reference")
+
+
+@dataclass(frozen=True)
+class JudgeContext:
+    """What the judge needs besides the completion: one dataset row's official inputs."""
+
+    question: str
+    metadata: str
+    clues: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class ScoredCompletion:
+    parsed: ParsedCompletion
+    answer: JudgeResult | None  # None when not sent to the judge (tag missing or empty)
+    trace: JudgeResult | None
+    parts: RewardParts
+
+
+@dataclass
+class JudgeStats:
+    """Running counts, for the logs."""
+
+    requests: int = 0
+    errors: int = 0
+    memo_hits: int = 0
+
+
+def _request(context: JudgeContext, rubric: str, text: str | None) -> JudgeRequest | None:
+    if text is None:
+        return None
+    return JudgeRequest(question=context.question, metadata=context.metadata,
+                        clues=context.clues, reference=context.reference, answer=text,
+                        rubric=rubric)
+
+
+def _score(result: JudgeResult | None) -> float | None:
+    return None if result is None else result.score
+
+
+class MGJudgeScorer:
+    """Scores completions with the MG-GRPO reward through one judge (thread-safe judge assumed)."""
+
+    def __init__(self, judge: Judge, weights: RewardWeights = DEFAULT_WEIGHTS,
+                 memo_size: int = 8192) -> None:
+        self.judge, self.weights, self.memo_size = judge, weights, memo_size
+        self.stats = JudgeStats()
+        self._memo: OrderedDict[JudgeRequest, JudgeResult] = OrderedDict()
+
+    def _remember(self, key: JudgeRequest, result: JudgeResult) -> None:
+        self._memo[key] = result
+        while len(self._memo) > self.memo_size:
+            self._memo.popitem(last=False)
+
+    def verdicts(self, items: Sequence[tuple[JudgeContext, ParsedCompletion]]
+                 ) -> list[tuple[JudgeResult | None, JudgeResult | None]]:
+        """(answer, trace) verdicts for each item; everything not memoised goes to the judge
+        in one concurrent ``judge_many`` call."""
+        pairs = [(_request(c, "answer", p.answer), _request(c, "trace", p.think))
+                 for c, p in items]
+        found: dict[JudgeRequest, JudgeResult] = {}
+        wanted: dict[JudgeRequest, None] = {}  # ordered and de-duplicated
+        for request in (r for pair in pairs for r in pair if r is not None):
+            if request in self._memo:
+                self.stats.memo_hits += 1
+                found[request] = self._memo[request]
+            else:
+                wanted[request] = None
+        if wanted:
+            results = self.judge.judge_many(list(wanted))
+            self.stats.requests += len(results)
+            for request, result in zip(wanted, results, strict=True):
+                if result.score is None:
+                    self.stats.errors += 1
+                    log.warning("judge error (%s rubric) scored as 0: %s", request.rubric,
+                                result.error)
+                found[request] = result
+                self._remember(request, result)
+        return [(found.get(a) if a else None, found.get(t) if t else None) for a, t in pairs]
+
+    def score(self, completions: Sequence, contexts: Sequence[JudgeContext],
+              accuracy_ratio: Sequence[float] | None = None,
+              format_ratio: Sequence[float] | None = None) -> list[ScoredCompletion]:
+        """Every reward part of each completion (one judge round trip for the whole batch)."""
+        parsed = [parse_completion(c) for c in completions]
+        verdicts = self.verdicts(list(zip(contexts, parsed, strict=True)))
+        n = len(parsed)
+        acc = list(accuracy_ratio) if accuracy_ratio is not None else [1.0] * n
+        fmt = list(format_ratio) if format_ratio is not None else [1.0] * n
+        return [
+            ScoredCompletion(p, a, t, reward_parts(_score(a), _score(t), p.format_ok,
+                                                   self.weights, acc[i], fmt[i]))
+            for i, (p, (a, t)) in enumerate(zip(parsed, verdicts, strict=True))
+        ]
+
+
+def contexts_from_columns(columns: Mapping[str, Sequence], n: int) -> list[JudgeContext]:
+    """The judge context of each completion from the dataset columns TRL passes as kwargs."""
+    missing = [name for name in CONTEXT_COLUMNS if name not in columns]
+    if missing:
+        raise KeyError(f"MG-GRPO reward needs dataset column(s) {missing}; build the dataset "
+                       "with evads_rl.data (it writes question, metadata, clues, reference)")
+    return [JudgeContext(*(str(columns[name][i] or "") for name in CONTEXT_COLUMNS))
+            for i in range(n)]
+
+
+class MGGRPORewards:
+    """The three TRL reward functions (answer, trace, format), sharing one scorer.
+
+    TRL weighs them with ``reward_weights = weights.as_list()`` and logs each one's mean
+    (``rewards/answer_reward/mean`` ...), so the trainer's reward is exactly
+    :func:`evads_rl.rewards.reward_parts`' total. Judge errors and request counts go through
+    TRL's ``log_metric``.
+    """
+
+    def __init__(self, scorer: MGJudgeScorer) -> None:
+        self.scorer = scorer
+        self.last_batch_columns: set[str] = set()
+
+    def functions(self) -> list[Callable[..., list[float]]]:
+        return [self.answer_reward, self.trace_reward, self.format_reward]
+
+    def _scored(self, completions: Sequence, kwargs: Mapping) -> list[ScoredCompletion]:
+        self.last_batch_columns = set(kwargs)
+        before = (self.scorer.stats.requests, self.scorer.stats.errors)
+        scored = self.scorer.score(completions, contexts_from_columns(kwargs, len(completions)),
+                                   kwargs.get("accuracy_ratio"), kwargs.get("format_ratio"))
+        log_metric = kwargs.get("log_metric")
+        if log_metric is not None and self.scorer.stats.requests != before[0]:
+            log_metric("judge/requests", float(self.scorer.stats.requests - before[0]))
+            log_metric("judge/judge_errors", float(self.scorer.stats.errors - before[1]))
+            log_metric("judge/format_ok", sum(s.parsed.format_ok for s in scored) / len(scored))
+        return scored
+
+    def answer_reward(self, prompts=None, completions=(), **kwargs) -> list[float]:
+        """accuracy_ratio * G(judge score of the <answer> text)."""
+        return [s.parts.answer for s in self._scored(completions, kwargs)]
+
+    def trace_reward(self, prompts=None, completions=(), **kwargs) -> list[float]:
+        """accuracy_ratio * G(judge score of the <think> trace for evidence grounding)."""
+        return [s.parts.trace for s in self._scored(completions, kwargs)]
+
+    def format_reward(self, prompts=None, completions=(), **kwargs) -> list[float]:
+        """format_ratio * R_fmt (no judge call)."""
+        ratios = kwargs.get("format_ratio") or [1.0] * len(completions)
+        return [float(r) * format_reward_value(c) for c, r in zip(completions, ratios, strict=True)]

@@ -1,0 +1,115 @@
+"""The MG-GRPO reward as a verl custom reward function, fed by the E-VAds RL parquet as it is.
+
+verl passes ``data_source``, the decoded ``solution_str``, the row's
+``reward_model.ground_truth`` (``<answer>..</answer>``) and its ``extra_info``, which in
+the released RL split holds only ``id`` and ``video_path``. The question, clues,
+metadata and reward ratios are therefore looked up by id in the annotation file named
+by ``$EVADS_ANNOTATIONS`` (loaded once per process); inline ``question``, ``clues`` and
+``meta_info`` keys in ``extra_info`` take precedence. The judge comes from the
+environment (``evads_tasks.judge.judge_from_env``) and the weights from
+``$EVADS_REWARD_WEIGHTS`` (``answer=0.8,trace=0.2,format=1``).
+
+Use ``compute_score`` with verl's naive reward manager, or ``compute_score_batch`` with
+its batch manager (one concurrent judge call per batch). See ``configs/verl_grpo.sh``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+
+from evads_rl.judging import JudgeContext, MGJudgeScorer, ScoredCompletion
+from evads_rl.rewards import RewardWeights
+from evads_tasks.annotations import ANNOTATIONS_ENV, AnnotationError, EvadsRecord, load_annotations
+
+WEIGHTS_ENV = "EVADS_REWARD_WEIGHTS"
+_ANSWER_TAG = re.compile(r"^\s*<answer>(.*?)</answer>\s*$", re.S)
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _records_by_id(source: str) -> dict[str, EvadsRecord]:
+    return {record.question_id: record for record in load_annotations(source)}
+
+
+def weights_from_env() -> RewardWeights:
+    raw = os.environ.get(WEIGHTS_ENV, "").strip()
+    if not raw:
+        return RewardWeights()
+    try:
+        pairs = dict(item.split("=", 1) for item in raw.split(","))
+    except ValueError:
+        raise ValueError(f"{WEIGHTS_ENV}={raw!r}: expected answer=0.8,trace=0.2,format=1") from None
+    return RewardWeights.from_mapping({k.strip(): float(v) for k, v in pairs.items()})
+
+
+_scorer: MGJudgeScorer | None = None
+
+
+def scorer() -> MGJudgeScorer:
+    """The process-wide scorer: judge from the environment, weights from $EVADS_REWARD_WEIGHTS."""
+    global _scorer
+    with _lock:
+        if _scorer is None:
+            from evads_tasks.judge import judge_from_env
+
+            _scorer = MGJudgeScorer(judge_from_env(), weights_from_env())
+        return _scorer
+
+
+def reference_text(ground_truth: str) -> str:
+    """The reference answer inside the row's ``<answer>..</answer>`` ground truth."""
+    match = _ANSWER_TAG.match(ground_truth or "")
+    return (match.group(1) if match else ground_truth or "").strip()
+
+
+def row_context(ground_truth: str, extra_info: Mapping | None) -> tuple[JudgeContext, float, float]:
+    """Judge context and (accuracy_ratio, format_ratio) of one verl row."""
+    extra = dict(extra_info or {})
+    inline = {key: extra[key] for key in ("question", "clues", "meta_info") if key in extra}
+    record = None
+    if len(inline) < 3:
+        source = os.environ.get(ANNOTATIONS_ENV)
+        if not source:
+            raise AnnotationError(
+                f"verl row {extra.get('id')!r} has no inline question/clues/meta_info: set "
+                f"{ANNOTATIONS_ENV} to the annotation file to look them up by id",
+                field="extra_info")
+        record = _records_by_id(source).get(str(extra.get("id")))
+        if record is None:
+            raise AnnotationError(f"question id {extra.get('id')!r} not found", file=source,
+                                  field="extra_info.id")
+    context = JudgeContext(
+        question=str(inline.get("question", record.question if record else "")),
+        metadata=str(inline.get("meta_info", record.metadata_text() if record else "")),
+        clues=str(inline.get("clues", record.clues if record else "")),
+        reference=reference_text(ground_truth))
+    ratios = record.extra if record else extra
+    return (context, float(ratios.get("accuracy_ratio", 1)),
+            float(ratios.get("format_ratio", 1)))
+
+
+def _as_dict(scored: ScoredCompletion) -> dict:
+    errors = sum(1 for r in (scored.answer, scored.trace) if r is not None and r.score is None)
+    return {"score": scored.parts.total, "answer_g": scored.parts.answer,
+            "trace_g": scored.parts.trace, "format": scored.parts.format,
+            "judge_errors": errors}
+
+
+def compute_score_batch(data_sources: Sequence[str], solution_strs: Sequence[str],
+                        ground_truths: Sequence[str], extra_infos: Sequence[Mapping | None],
+                        **kwargs) -> list[dict]:
+    """verl batch reward manager entry: the whole batch is judged in one concurrent call."""
+    rows = [row_context(gt, extra) for gt, extra in zip(ground_truths, extra_infos, strict=True)]
+    scored = scorer().score(solution_strs, [r[0] for r in rows], [r[1] for r in rows],
+                            [r[2] for r in rows])
+    return [_as_dict(item) for item in scored]
+
+
+def compute_score(data_source: str, solution_str: str, ground_truth: str,
+                  extra_info: Mapping | None = None, **kwargs) -> dict:
+    """verl custom reward entry: ``score`` (the MG-GRPO reward) and its parts."""
+    return compute_score_batch([data_source], [solution_str], [ground_truth], [extra_info])[0]

@@ -1,0 +1,163 @@
+"""Real TRL training on CPU: the tiny RANDOM Qwen2-VL on frames of the sample videos.
+
+GRPO rewards come from the loopback HTTP judge with a scripted policy that gives
+different texts different levels (the random model never writes the tags, so a
+reference-overlap judge would score every completion 0 and GRPO would have no signal).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from judge_server import JudgeServer
+
+from evads_rl.__main__ import main
+from evads_rl.config import CONFIG_DIR, load_config
+from evads_rl.train import grpo_args, peft_config, run_grpo, run_sft, sft_args
+from evads_tasks.judge import HttpJudge
+from evads_tasks.judge.prompts import SECTION_ANSWER, SECTION_TRACE, read_sections
+from evads_tasks.scoring import LEVELS
+from evads_tasks.tiny_model import NOTICE_FILE, ensure_tiny_vlm
+
+pytestmark = pytest.mark.slow
+
+
+def scripted_levels(messages) -> str:
+    """Loopback judge policy (not a model): a level picked by a hash of the judged text."""
+    sections = read_sections(str(messages[-1]["content"]))
+    text = sections.get(SECTION_ANSWER) or sections.get(SECTION_TRACE, "")
+    return f"Scripted loopback judge.\nAnswer: {LEVELS[zlib.crc32(text.encode()) % 5]}"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    return str(ensure_tiny_vlm("qwen2_vl", root=tmp_path_factory.mktemp("models")))
+
+
+def _config(sample_dir: Path, out: Path, *extra: str) -> dict:
+    annotations = sample_dir / "annotations"
+    return load_config("cpu_smoke", [f"data.sft={annotations / 'sft.parquet'}",
+                                     f"data.rl={annotations / 'rl.parquet'}",
+                                     f"data.video_dir={sample_dir / 'videos'}",
+                                     f"output_dir={out}", *extra])
+
+
+def _weights(path: str) -> dict[str, torch.Tensor]:
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def _unchanged(before: dict[str, torch.Tensor], model) -> list[str]:
+    after = dict(model.named_parameters())
+    assert set(after) == set(before)
+    return [name for name, p in after.items() if torch.equal(p.detach().cpu(), before[name])]
+
+
+def _log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_grpo_two_steps_train_every_parameter_with_the_mg_rewards(sample_dir, tiny_model,
+                                                                   tmp_path):
+    before = _weights(tiny_model)
+    config = _config(sample_dir, tmp_path)
+    cache = tmp_path / "cache"
+    with JudgeServer(policy=scripted_levels) as server, \
+            HttpJudge(server.url, "scripted", cache_dir=cache, progress=False) as judge:
+        result = run_grpo(config, tmp_path / "grpo", model=tiny_model, judge=judge)
+        calls = server.calls
+
+    trainer = result.trainer
+    assert trainer.state.global_step == 2
+    assert all(p.requires_grad for p in trainer.model.parameters())  # vision tower not frozen
+    assert any("visual" in name for name in before)
+    assert _unchanged(before, trainer.model) == []
+    # The reward functions got every dataset column (and TRL's extras) as keyword arguments.
+    assert result.rewards.last_batch_columns >= {
+        "question", "metadata", "clues", "reference", "question_id", "video_id", "task",
+        "accuracy_ratio", "format_ratio", "images", "trainer_state", "log_metric"}
+    assert calls == result.rewards.scorer.stats.requests > 0
+    steps = [e for e in _log(tmp_path / "grpo" / "metrics.jsonl") if "reward" in e]
+    assert [e["step"] for e in steps] == [1, 2]
+    for entry in steps:
+        for key in ("rewards/answer_reward/mean", "rewards/trace_reward/mean",
+                    "rewards/format_reward/mean", "judge/judge_errors", "completions/mean_length"):
+            assert math.isfinite(entry[key]), key
+        assert entry["judge/judge_errors"] == 0
+        assert "tiny random" in entry["model_notice"]
+    assert any(e["reward_std"] > 0 for e in steps)  # the judge's levels gave GRPO a signal
+    assert (tmp_path / "grpo" / "checkpoint-1").is_dir()
+    assert (result.final_dir / NOTICE_FILE).is_file()
+
+
+@pytest.fixture(scope="module")
+def sft_run(sample_dir, tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sft_run")
+    before = _weights(tiny_model)
+    result = run_sft(_config(sample_dir, out), out / "sft", model=tiny_model)
+    return before, result, out
+
+
+def test_sft_two_steps_finite_loss_and_every_parameter_changes(sft_run):
+    before, result, out = sft_run
+    assert result.trainer.state.global_step == 2
+    losses = [e["loss"] for e in _log(out / "sft" / "metrics.jsonl") if "loss" in e]
+    assert len(losses) == 2 and all(math.isfinite(x) and x > 0 for x in losses)
+    assert _unchanged(before, result.trainer.model) == []
+    assert (result.final_dir / NOTICE_FILE).is_file()  # the trained copy is still random
+
+
+def test_resume_from_step_1_reaches_the_same_step_2(sft_run, sample_dir, tiny_model, tmp_path):
+    _, uninterrupted, out = sft_run
+    run = tmp_path / "run"
+    shutil.copytree(out / "sft" / "checkpoint-1", run / "sft" / "checkpoint-1")
+    annotations = sample_dir / "annotations"
+    code = main(["sft", "--output-dir", str(run), "--resume",
+                 "--set", f"model={tiny_model}",
+                 "--set", f"data.sft={annotations / 'sft.parquet'}",
+                 "--set", f"data.video_dir={sample_dir / 'videos'}"])
+    assert code == 0
+    log = _log(run / "sft" / "metrics.jsonl")
+    assert [e["step"] for e in log if "loss" in e] == [2]  # step 1 was not trained again
+    resumed = _weights(str(run / "sft" / "final"))
+    for name, param in uninterrupted.trainer.model.named_parameters():
+        assert torch.allclose(resumed[name], param.detach(), atol=1e-6), name
+
+
+@pytest.mark.parametrize("name, vllm_mode", [("gpu_1x", "colocate"), ("gpu_multi", "colocate"),
+                                             ("multinode_vllm_server", "server")])
+def test_gpu_configs_parse_into_trl_configs(name, vllm_mode, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVADS_VLLM_SERVER_URL", "http://10.0.0.5:8000")
+    # No GPU here: use_cpu lets TrainingArguments accept bf16; every other value is the file's.
+    config = load_config(name, ["sft.use_cpu=true", "grpo.use_cpu=true"])
+    grpo, sft = grpo_args(config, tmp_path / "grpo"), sft_args(config, tmp_path / "sft")
+    assert grpo.use_vllm and grpo.vllm_mode == vllm_mode and grpo.bf16 and sft.bf16
+    assert grpo.reward_weights == [0.8, 0.2, 1.0] and grpo.num_generations == 8
+    if vllm_mode == "server":
+        assert grpo.vllm_server_base_url == "http://10.0.0.5:8000"
+    lora = peft_config(config)
+    assert (lora is not None) == (name == "gpu_1x")
+    if config.get("accelerate_config"):
+        launcher = yaml.safe_load(Path(config["accelerate_config"]).read_text())
+        assert launcher["distributed_type"] == "DEEPSPEED"
+        assert launcher["deepspeed_config"]["zero_stage"] == 3
+
+
+def test_config_errors_are_clear(monkeypatch):
+    monkeypatch.delenv("EVADS_VLLM_SERVER_URL", raising=False)
+    with pytest.raises(ValueError, match="EVADS_VLLM_SERVER_URL"):
+        load_config("multinode_vllm_server")
+    with pytest.raises(ValueError, match="unknown section"):
+        load_config("cpu_smoke", ["trainer.lr=1"])
+    with pytest.raises(FileNotFoundError, match="cpu_smoke"):
+        load_config("no_such_config")
+    assert (CONFIG_DIR / "verl_grpo.sh").is_file()
