@@ -1,0 +1,63 @@
+"""The judge API every part of evads codes against: request, result and the Judge protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+RUBRICS: tuple[str, ...] = ("answer", "trace")
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """What the judge sees: the official inputs (question, OCR/ASR metadata, clues, reference).
+
+    ``rubric="answer"`` grades ``answer`` against the reference with the official five-level
+    rubric; ``rubric="trace"`` grades a ``<think>`` trace (passed as ``answer``) for evidence
+    grounding against the clues and the metadata. Callers pass only the text to be judged
+    (the ``<answer>`` part of a response for the answer rubric).
+    """
+
+    question: str
+    metadata: str
+    clues: str
+    reference: str
+    answer: str
+    rubric: str = "answer"
+
+    def __post_init__(self) -> None:
+        if self.rubric not in RUBRICS:
+            raise ValueError(f"JudgeRequest.rubric must be one of {RUBRICS}, got {self.rubric!r}")
+        for name in ("question", "metadata", "clues", "reference", "answer"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"JudgeRequest.{name} must be str, got "
+                                f"{type(getattr(self, name)).__name__}")
+
+
+@dataclass(frozen=True)
+class JudgeResult:
+    """One verdict. ``score`` is None exactly when the judge failed; ``error`` then says why."""
+
+    score: float | None
+    raw: str | None
+    error: str | None
+    cached: bool
+    judge: str
+
+
+@runtime_checkable
+class Judge(Protocol):
+    name: str
+
+    def judge(self, request: JudgeRequest) -> JudgeResult:
+        """Thread-safe: lmms-eval calls process_results from several threads."""
+        ...
+
+    def judge_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        """Concurrent and bounded; results in the order of ``requests``."""
+        ...
+
+
+class JudgeConfigError(RuntimeError):
+    """The environment does not describe a usable judge; the message says how to set one."""

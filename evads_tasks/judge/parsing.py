@@ -1,0 +1,72 @@
+"""Strict reading of the judge's ``Answer: <score>`` line (a pure function).
+
+A reply is read as a score only when it is unambiguous: at least one ``Answer:`` line
+(also ``Answer：`` with a Chinese colon and ``答案:``/``答案：``) carrying a number, every such
+number one of the five levels, and all of them the same level. Text around the line is
+fine. Anything else (no Answer line, an empty reply, a number out of range such as
+``Answer: 2`` or ``Answer: 0.6``, several different scores, or a second number on the
+Answer line such as ``Answer: 0.5 or 0.75``) is unparseable and raises
+``UnparseableReply``: the client retries it and never reads it as a score. A ``/1`` or
+``out of 1`` denominator after the score is allowed. Labels that merely end in "answer"
+(``Model answer:``, ``Reference answer:``, ``参考答案:``) are not Answer lines.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..scoring import LEVELS
+
+_LABEL = re.compile(r"(?i)(?<![A-Za-z])answer\s*[:：]|答案\s*[:：]")
+# Words that make "...answer:" a label of the inputs rather than the verdict.
+_NOT_VERDICT = re.compile(
+    r"(?i)(?:reference|model|candidate|student|standard|correct|ground[- ]truth|expected)"
+    r"[\s_*-]*$|(?:参考|标准|模型|正确)$"
+)
+_DECORATION = " \t*_`\"'[(（【"
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_DENOMINATOR = re.compile(r"^\s*(?:/\s*1(?:\.0+)?|out of 1(?:\.0+)?)(?![\d.])", re.I)
+
+
+class UnparseableReply(ValueError):
+    """The judge's reply does not hold exactly one valid score; the message says why."""
+
+
+def _score_after(line_rest: str) -> float | str | None:
+    """The number opening ``line_rest`` (after decoration), or an error text, or None."""
+    rest = line_rest.lstrip(_DECORATION)
+    match = _NUMBER.match(rest)
+    if match is None:
+        return None
+    tail = rest[match.end():]
+    if tail.startswith("%"):
+        return f"a percentage is not a level: {match.group()}%"
+    value = float(match.group())
+    tail = _DENOMINATOR.sub("", tail, count=1)
+    if _NUMBER.search(tail):
+        return f"more than one number on the Answer line: {line_rest.strip()!r}"
+    if value not in LEVELS:
+        return f"score {match.group()} is not one of the levels {LEVELS}"
+    return LEVELS[LEVELS.index(value)]
+
+
+def parse_score(reply: str | None) -> float:
+    """The one level in the reply's ``Answer:`` line(s); ``UnparseableReply`` otherwise."""
+    if reply is None or not reply.strip():
+        raise UnparseableReply("empty reply")
+    scores: list[float] = []
+    for label in _LABEL.finditer(reply):
+        line_start = reply.rfind("\n", 0, label.start()) + 1
+        if _NOT_VERDICT.search(reply[line_start:label.start()]):
+            continue
+        line_end = reply.find("\n", label.end())
+        found = _score_after(reply[label.end():line_end if line_end >= 0 else len(reply)])
+        if isinstance(found, str):
+            raise UnparseableReply(found)
+        if found is not None:
+            scores.append(found)
+    if not scores:
+        raise UnparseableReply("no 'Answer: <score>' line with a number")
+    if len(set(scores)) > 1:
+        raise UnparseableReply(f"several different Answer scores: {scores}")
+    return scores[0]

@@ -1,0 +1,224 @@
+"""A loopback OpenAI-compatible judge server for tests and benchmarks (a stand-in, not a model).
+
+``JudgeServer`` runs a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (a free port) that answers
+``POST .../chat/completions`` like vLLM or OpenAI. What it replies is scripted:
+
+- ``policy``: a function from the request's ``messages`` to the reply text. The default,
+  ``fake_judge_policy``, is a deterministic fake judge (NOT a real model): it reads the
+  reference and the model answer back from the prompt sections of
+  ``evads_tasks.judge.prompts`` and returns ``Answer: 1.0`` when the answer contains the
+  reference's key text, lower levels as less of the reference's text is in the answer.
+- ``latency_s``: added to every call.
+- ``faults``: per call, in call order: a sequence (call i gets ``faults[i]``, calls past its
+  end are served normally) or a function of the 0-based call index; each fault is None or one
+  of ``FAULTS``: "timeout" (hang until the client gives up), "500", "429" (with
+  ``Retry-After: retry_after``), "401" (unauthorized), "garbage" (a 200 reply with no Answer
+  line), "bad_json" (a 200 whose body is not JSON).
+
+``server.calls`` counts every POST (faulted ones too); ``server.max_in_flight`` is the most
+calls it served at once; ``server.requests`` keeps each JSON body and ``server.auth_headers``
+each Authorization header. Use it as a context manager::
+
+    with JudgeServer(latency_s=0.05, faults=["500", "429"]) as server:
+        judge = HttpJudge(server.url, "fake-judge", cache_dir=tmp_path)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from evads_tasks.judge.prompts import (
+    SECTION_ANSWER,
+    SECTION_CLUES,
+    SECTION_METADATA,
+    SECTION_REFERENCE,
+    SECTION_TRACE,
+    read_sections,
+)
+
+FAULTS = ("timeout", "500", "429", "401", "garbage", "bad_json")
+GARBAGE_REPLY = "I think the answer is quite good overall, maybe."
+Policy = Callable[[list[dict[str, Any]]], str]
+FaultPlan = Sequence[str | None] | Callable[[int], str | None]
+
+_KEY_TEXT = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def _key_text(text: str) -> str:
+    """Lower-case text without spaces or punctuation: what "contains" is checked on."""
+    return _KEY_TEXT.sub("", text.lower())
+
+
+def fake_judge_policy(messages: list[dict[str, Any]]) -> str:
+    """Deterministic loopback stand-in for an LLM judge (not a real model).
+
+    Answer rubric: 1.0 when the answer contains the whole reference key text; else by the
+    share of the reference's characters found in the answer (>= 0.75 -> 0.75, >= 0.5 -> 0.5,
+    >= 0.25 -> 0.25, else 0). Trace rubric: the same, with the clues (or metadata) as reference.
+    """
+    prompt = str(messages[-1]["content"])
+    sections = read_sections(prompt)
+    if SECTION_TRACE in sections:
+        reference = sections.get(SECTION_CLUES) or sections.get(SECTION_METADATA, "")
+        answer = sections[SECTION_TRACE]
+    else:
+        reference, answer = sections.get(SECTION_REFERENCE, ""), sections.get(SECTION_ANSWER, "")
+    want, got = _key_text(reference), _key_text(answer)
+    if want and want in got:
+        score = "1.0"
+    else:
+        pool = list(got)
+        found = 0
+        for char in want:
+            if char in pool:
+                pool.remove(char)
+                found += 1
+        share = found / len(want) if want else 0.0
+        score = next((s for t, s in ((0.75, "0.75"), (0.5, "0.5"), (0.25, "0.25"))
+                      if share >= t), "0")
+    return f"Loopback fake judge (not a real model): reference overlap checked.\nAnswer: {score}"
+
+
+class JudgeServer:
+    """Threaded loopback chat-completions server with a scripted policy and fault injection."""
+
+    def __init__(self, policy: Policy = fake_judge_policy, *, latency_s: float = 0.0,
+                 faults: FaultPlan = (), retry_after: str = "0.05",
+                 hang_s: float = 30.0, model: str = "loopback-fake-judge") -> None:
+        for fault in faults if not callable(faults) else ():
+            if fault is not None and fault not in FAULTS:
+                raise ValueError(f"unknown fault {fault!r}; use one of {FAULTS}")
+        self.policy, self.latency_s, self.faults = policy, latency_s, faults
+        self.retry_after, self.hang_s, self.model = retry_after, hang_s, model
+        self.requests: list[dict[str, Any]] = []
+        self.auth_headers: list[str | None] = []
+        self._calls = 0
+        self._in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def calls(self) -> int:
+        with self._lock:
+            return self._calls
+
+    @property
+    def url(self) -> str:
+        """The base URL to give a client, e.g. http://127.0.0.1:PORT/v1."""
+        if self._httpd is None:
+            raise RuntimeError("JudgeServer is not started")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def fault_for(self, index: int) -> str | None:
+        if callable(self.faults):
+            return self.faults(index)
+        return self.faults[index] if index < len(self.faults) else None
+
+    def start(self) -> JudgeServer:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: tests read counters, not access logs."""
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+                      content_type: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _error(self, status: int, message: str, headers: dict[str, str] | None = None):
+                body = json.dumps({"error": {"message": message, "code": status}}).encode()
+                self._send(status, body, headers)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._error(404, f"no route {self.path}")
+                    return
+                try:
+                    payload = json.loads(body)
+                    messages = payload["messages"]
+                except (ValueError, KeyError, TypeError):
+                    self._error(400, "body must be JSON with 'messages'")
+                    return
+                with server._lock:
+                    index = server._calls
+                    server._calls += 1
+                    server.requests.append(payload)
+                    server.auth_headers.append(self.headers.get("Authorization"))
+                    server._in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server._in_flight)
+                try:
+                    self._answer(index, payload, messages)
+                finally:
+                    with server._lock:
+                        server._in_flight -= 1
+
+            def _answer(self, index: int, payload: dict[str, Any], messages: list) -> None:
+                fault = server.fault_for(index)
+                if server.latency_s:
+                    time.sleep(server.latency_s)
+                if fault == "timeout":
+                    server._stopping.wait(server.hang_s)
+                    self.close_connection = True
+                    return
+                if fault == "500":
+                    self._error(500, "injected server error")
+                    return
+                if fault == "401":
+                    self._error(401, "injected: invalid API key")
+                    return
+                if fault == "429":
+                    self._error(429, "injected rate limit", {"Retry-After": server.retry_after})
+                    return
+                if fault == "bad_json":
+                    self._send(200, b"<html>not json</html>", content_type="text/html")
+                    return
+                text = GARBAGE_REPLY if fault == "garbage" else server.policy(messages)
+                reply = {
+                    "id": f"chatcmpl-loopback-{index}", "object": "chat.completion",
+                    "created": int(time.time()), "model": payload.get("model", server.model),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                }
+                self._send(200, json.dumps(reply, ensure_ascii=False).encode("utf-8"))
+
+        self._stopping.clear()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> JudgeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
