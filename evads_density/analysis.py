@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from evads_tasks.annotations import Event
+from evads_tasks.text_units import count_units
 
 from .asr import load_asr
 from .decode import DecodeError, decode_audio, probe, sample_frames
@@ -18,7 +19,6 @@ from .features import load_visual, resolve_visual_model
 from .metrics import VdenSettings, neighbour_similarities, rate, vden
 from .ocr import RapidOCRReader, read_frames, screen_units
 from .sources import VideoJob
-from .text_units import count_units
 
 
 @dataclass(frozen=True)

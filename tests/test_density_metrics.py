@@ -8,8 +8,8 @@ import pytest
 from evads_density.analysis import measure_annotations, per_second_texts
 from evads_density.metrics import VdenSettings, distribution, neighbour_similarities, rate, vden
 from evads_density.ocr import frame_changed, screen_units
-from evads_density.text_units import count_units
 from evads_tasks.annotations import Event, parse_metadata
+from evads_tasks.text_units import count_units
 
 
 @pytest.mark.parametrize("text, units", [

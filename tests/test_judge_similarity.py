@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from evads_tasks.judge import JudgeRequest, SimilarityJudge
-from evads_tasks.judge.similarity import NAME, char_f1, similarity_level, text_units
+from evads_tasks.judge.similarity import NAME, char_f1, similarity_level
+from evads_tasks.text_units import text_units
 
 RL_PARQUET = Path(__file__).resolve().parents[2] / "shared/data/EVAds_RL.parquet"
 FALLBACK = "similarity (offline fallback, not the paper's judge)"
@@ -26,8 +27,9 @@ def ask(reference: str, answer: str, clues: str = "", rubric: str = "answer") ->
 
 
 def test_char_units_and_f1_work_for_chinese_and_latin() -> None:
-    assert text_units("可以穿到140斤, Size XL!") == ["可", "以", "穿", "到", "140", "斤", "size",
-                                                  "xl"]
+    assert text_units("可以穿到140斤, Size XL!") == ["可", "以", "穿", "到", "140", "斤", "Size",
+                                                  "XL"]
+    assert char_f1("Size XL", "size xl") == 1.0
     assert char_f1("微胖姐妹", "微胖姐妹") == 1.0
     assert char_f1("微胖姐妹", "口红色号") == 0.0
     assert char_f1("微胖", "微胖姐妹") == pytest.approx(2 * 1.0 * 0.5 / 1.5)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
+from ..text_units import text_units
 from .api import JudgeRequest, JudgeResult
 
 NAME = "similarity (offline fallback, not the paper's judge)"
@@ -31,19 +32,13 @@ EMBEDDING_WEIGHT = 0.5
 COSINE_FLOOR = 0.5
 THRESHOLDS: tuple[tuple[float, float], ...] = ((0.9, 1.0), (0.75, 0.75), (0.55, 0.5),
                                                (0.3, 0.25))
-_UNITS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[a-z0-9]+(?:\.[0-9]+)?")
 _THINK = re.compile(r"</?think>")
 _BATCH = 64
 
 
-def text_units(text: str) -> list[str]:
-    """CJK characters one by one, Latin words and numbers whole, lower-cased; no punctuation."""
-    return _UNITS.findall(text.lower())
-
-
 def char_f1(answer: str, reference: str) -> float:
     """F1 of the multiset overlap of ``text_units``: 1 for the same text, 0 for disjoint."""
-    got, want = Counter(text_units(answer)), Counter(text_units(reference))
+    got, want = Counter(text_units(answer.lower())), Counter(text_units(reference.lower()))
     overlap = sum((got & want).values())
     if overlap == 0:
         return 0.0

@@ -1,4 +1,4 @@
-"""Counting "words" in mixed Chinese/Latin text, the unit of Aden and Oden.
+"""Counting "words" in mixed Chinese/Latin text: the unit of Aden, Oden and answer overlap.
 
 For Chinese a word behaves like a character, so one unit is: one CJK ideograph, one Latin
 word (letters, inner apostrophes allowed) or one number (``140``, ``5.08``, ``1,299``).
@@ -15,6 +15,11 @@ _LATIN = "A-Za-z\u00c0-\u024f"
 UNIT = re.compile(rf"[{_CJK}]|[{_LATIN}]+(?:['\u2019][{_LATIN}]+)*|\d+(?:[.,:]\d+)*")
 
 
+def text_units(text: str | None) -> list[str]:
+    """The units of ``text`` in order: CJK characters, Latin words and numbers."""
+    return UNIT.findall(text or "")
+
+
 def count_units(text: str | None) -> int:
     """CJK characters plus Latin words plus numbers in ``text``."""
-    return len(UNIT.findall(text or ""))
+    return len(text_units(text))
