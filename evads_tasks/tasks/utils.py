@@ -1,0 +1,188 @@
+"""The functions lmms-eval calls for the E-VAds tasks (referenced from the YAMLs).
+
+Data comes from ``$EVADS_ANNOTATIONS`` (a file or a hub dataset id; default: the
+authors' hub test split) and videos from ``$EVADS_VIDEO_DIR``, read when a task is
+built. lmms-eval 0.7.3 builds every task from a ``datasets.load_dataset`` call
+with paths fixed in the YAML, so the YAMLs load the bundled five-row task table
+and ``process_docs`` replaces it with that task's questions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from functools import lru_cache, partial
+from pathlib import Path
+
+import datasets
+
+from evads_tasks.annotations import (
+    ANNOTATIONS_ENV,
+    HUB_DATASET,
+    TASKS,
+    VIDEO_DIR_ENV,
+    AnnotationError,
+    EvadsRecord,
+    load_annotations,
+    resolve_video,
+)
+from evads_tasks.annotations.schemas import RL_INSTRUCTION
+from evads_tasks.judge import Judge, JudgeRequest, judge_from_env
+from evads_tasks.metrics import sample_metrics
+
+PROMPT_ENV = "EVADS_PROMPT"
+PROMPT_FORMATS = ("official", "reasoning")
+# The official protocol's instruction (the public material gives its gist, not its
+# wording): answer from the video and the OCR/ASR text within about 50 words.
+OFFICIAL_INSTRUCTION = ("Based on the video and the time-aligned OCR/ASR text above, "
+                        "answer the question below in no more than 50 words.")
+_ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.S)
+
+# What selects a judge (judge_from_env's variables): a run makes one judge per setting.
+_JUDGE_SETTINGS = ("EVADS_JUDGE", "EVADS_JUDGE_BASE_URL", "EVADS_JUDGE_MODEL",
+                   "EVADS_CACHE_DIR")
+_judges: dict[tuple[str | None, ...], Judge] = {}
+_judge_lock = threading.Lock()
+
+
+# ---- data --------------------------------------------------------------------------
+
+def annotation_source() -> str:
+    """``$EVADS_ANNOTATIONS`` or the authors' hub dataset (its test split)."""
+    return os.environ.get(ANNOTATIONS_ENV) or HUB_DATASET
+
+
+def video_dir(source: str) -> Path | None:
+    """``$EVADS_VIDEO_DIR``; else ``videos/`` beside a local file's ``annotations/`` folder
+    (the authors' and the sample's layout); else, for the hub, its downloaded ``videos/``."""
+    if os.environ.get(VIDEO_DIR_ENV):
+        return Path(os.environ[VIDEO_DIR_ENV]).expanduser()
+    path = Path(source).expanduser()
+    if path.exists():
+        for candidate in (path.parent.parent / "videos", path.parent / "videos"):
+            if candidate.is_dir():
+                return candidate
+        return None
+    return _hub_videos(source)
+
+
+def _hub_videos(dataset_id: str) -> Path:
+    """The hub dataset's ``videos/`` folder (downloaded on first use: several GB)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(dataset_id, repo_type="dataset", allow_patterns=["videos/*"])
+    except Exception as exc:
+        raise AnnotationError(
+            f"could not fetch the videos of {dataset_id!r} ({type(exc).__name__}: {exc}); "
+            f"set {VIDEO_DIR_ENV} to a local folder of <video_id>.mp4 files",
+            file=dataset_id) from None
+    return Path(folder) / "videos"
+
+
+@lru_cache(maxsize=4)
+def _records(source: str, stamp: int) -> tuple[EvadsRecord, ...]:
+    """Parsed once per source version (``stamp``: file mtime), shared by the five tasks."""
+    return tuple(load_annotations(source, split="test"))
+
+
+def _load(source: str) -> tuple[EvadsRecord, ...]:
+    path = Path(source).expanduser()
+    return _records(source, path.stat().st_mtime_ns if path.exists() else 0)
+
+
+def task_docs(code: str, task_table: datasets.Dataset) -> datasets.Dataset:
+    """``process_docs``: this task's questions, each with its resolved video path.
+
+    Fails here, before any inference, on bad annotations, a missing video (naming
+    the question id and the path) or an unconfigured judge.
+    """
+    if code not in task_table["code"]:
+        raise ValueError(f"task {code} is not in the bundled task table {task_table['code']}")
+    get_judge()
+    source = annotation_source()
+    records = [r for r in _load(source) if r.task == code]
+    if not records:
+        raise AnnotationError(f"no {code} ({TASKS[code].name}) questions", file=source)
+    root = video_dir(source)
+    return datasets.Dataset.from_list([_doc(r, resolve_video(r, root)) for r in records])
+
+
+def _doc(record: EvadsRecord, video: Path) -> dict:
+    return {
+        "question_id": record.question_id, "video_id": record.video_id,
+        "video_path": str(video), "question": record.question, "answer": record.answer,
+        "task": record.task, "dimension": record.dimension,
+        "category": record.category or "unknown", "clues": record.clues,
+        "metadata": record.metadata_text(),
+    }
+
+
+bp_docs = partial(task_docs, "BP")
+cm_docs = partial(task_docs, "CM")
+ml_docs = partial(task_docs, "ML")
+ci_docs = partial(task_docs, "CI")
+rc_docs = partial(task_docs, "RC")
+
+
+# ---- prompt ------------------------------------------------------------------------
+
+def doc_to_visual(doc: dict) -> list[str]:
+    return [doc["video_path"]]
+
+
+def prompt_format(kwargs: dict | None) -> str:
+    """``$EVADS_PROMPT`` overrides the task's ``prompt_format`` kwarg (default: official)."""
+    chosen = os.environ.get(PROMPT_ENV) or (kwargs or {}).get("prompt_format", "official")
+    if chosen not in PROMPT_FORMATS:
+        raise ValueError(f"{PROMPT_ENV}/prompt_format must be one of {PROMPT_FORMATS}, "
+                         f"got {chosen!r}")
+    return chosen
+
+
+def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
+    """Official: metadata, a blank line, the 50-word instruction, the question.
+
+    Reasoning (E-VAds-R1 style): the training prompt's order and its
+    ``<think>..</think> <answer>..</answer>`` instruction.
+    """
+    kwargs = lmms_eval_specific_kwargs or {}
+    if prompt_format(kwargs) == "reasoning":
+        body = f"{doc['metadata']}\n\n Question: {doc['question']}\n{RL_INSTRUCTION}"
+    else:
+        body = f"{doc['metadata']}\n\n{OFFICIAL_INSTRUCTION}\n{doc['question']}"
+    return f"{kwargs.get('pre_prompt', '')}{body}{kwargs.get('post_prompt', '')}"
+
+
+def doc_to_target(doc: dict) -> str:
+    return doc["answer"]
+
+
+def judged_text(response: str) -> str:
+    """The part of a response the judge sees: inside ``<answer>`` when present."""
+    match = _ANSWER.search(response or "")
+    return (match.group(1) if match else response or "").strip()
+
+
+# ---- judging -----------------------------------------------------------------------
+
+def get_judge() -> Judge:
+    """The run's judge, created once from the environment (shared by lmms-eval's threads)."""
+    setting = tuple(os.environ.get(name) for name in _JUDGE_SETTINGS)
+    with _judge_lock:
+        if setting not in _judges:
+            _judges[setting] = judge_from_env()
+        return _judges[setting]
+
+
+def process_results(doc: dict, results: list[str]) -> dict[str, dict]:
+    """Judge one response; the values carry ids, and ``judge_errors`` the raw reply."""
+    answer = judged_text(results[0])
+    result = get_judge().judge(JudgeRequest(
+        question=doc["question"], metadata=doc["metadata"], clues=doc["clues"],
+        reference=doc["answer"], answer=answer))
+    ids = {key: doc[key] for key in ("question_id", "video_id", "task", "category")}
+    record = {"judge": result.judge, "raw": result.raw, "error": result.error,
+              "cached": result.cached, "judge_score": result.score, "judged_answer": answer}
+    return sample_metrics(result.score, record, ids)
