@@ -26,13 +26,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from evads_tasks.responses import answer_part
 from evads_tasks.scoring import mg_score
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.S)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
-_THINK_BLOCK = re.compile(r"<think>.*?(</think>|$)", re.S)
-_ANY_TAG = re.compile(r"</?(think|answer)>")
 _FORMAT = re.compile(r"\s*<think>(.+?)</think>\s*<answer>(.+?)</answer>\s*", re.S)
 
 
@@ -66,7 +64,7 @@ class ParsedCompletion:
     """The parts of a completion the reward looks at."""
 
     think: str | None  # text of the first <think> block; None when absent or empty
-    answer: str | None  # what the answer judge sees (see answer_text); None when empty
+    answer: str | None  # what the answer judge sees (see evads_tasks.responses); None when empty
     answer_tagged: bool  # the answer came from a complete <answer> block
     format_ok: bool
 
@@ -105,22 +103,9 @@ def is_well_formed(text: str) -> bool:
     return bool(match and match.group(1).strip() and match.group(2).strip())
 
 
-def answer_text(text: str) -> tuple[str | None, bool]:
-    """(text to judge as the answer, whether it came from an <answer> block).
-
-    The first complete ``<answer>`` block's content; without one, the completion minus its
-    ``<think>`` block (an unclosed one runs to the end) and any stray tag, as the official
-    evaluation judges untagged responses whole.
-    """
-    if _ANSWER.search(text):
-        return _first(_ANSWER, text), True
-    rest = _ANY_TAG.sub(" ", _THINK_BLOCK.sub(" ", text)).strip()
-    return rest or None, False
-
-
 def parse_completion(completion: str | Sequence[Mapping]) -> ParsedCompletion:
     text = completion_text(completion)
-    answer, tagged = answer_text(text)
+    answer, tagged = answer_part(text)
     return ParsedCompletion(think=_first(_THINK, text), answer=answer, answer_tagged=tagged,
                             format_ok=is_well_formed(text))
 

@@ -1,4 +1,4 @@
-"""The offline tiny model loads through the real model and processor classes and says it is random."""
+"""The offline tiny model runs through the real model and processor classes, marked random."""
 
 import numpy as np
 import pytest

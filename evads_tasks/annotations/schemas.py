@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 
+from ..responses import answer_part
 from .categories import chinese_category
 from .errors import AnnotationError
 from .events import Event, Metadata, parse_metadata, render_metadata
@@ -24,7 +25,6 @@ RL_INSTRUCTION = (
     "<think>your_thinking</think> <answer>your_answer_within_50_words</answer>"
 )
 _QUESTION = re.compile(r"Question:\s*(.+)")
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S)
 
 TEST_COLUMNS = ("question", "answer", "ques_categories", "goods_category", "asr_input",
                 "video_id", "ques_id", "evidence", "asr_ocr_meta")
@@ -63,11 +63,6 @@ def _metadata(text: str, field: str) -> Metadata:
         return parse_metadata(text)
     except ValueError as exc:
         raise AnnotationError(str(exc), field=field) from None
-
-
-def _answer_inside(text: str) -> str:
-    match = _ANSWER_TAG.search(text or "")
-    return match.group(1).strip() if match else (text or "").strip()
 
 
 def _stem(path: str) -> str:
@@ -163,7 +158,7 @@ def parse_train_row(row: Mapping, task: str) -> EvadsRecord:
         video_id=_stem(video_path),
         video_file=video_path,
         question=question,
-        answer=_answer_inside(answer) if is_sft else answer,
+        answer=(answer_part(answer)[0] or "") if is_sft else answer,
         task=task,
         task_inferred=True,
         split="sft" if is_sft else "rl",

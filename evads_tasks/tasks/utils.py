@@ -10,7 +10,6 @@ and ``process_docs`` replaces it with that task's questions.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from functools import lru_cache, partial
 from pathlib import Path
@@ -30,6 +29,7 @@ from evads_tasks.annotations import (
 from evads_tasks.annotations.schemas import RL_INSTRUCTION
 from evads_tasks.judge import Judge, JudgeRequest, judge_from_env
 from evads_tasks.metrics import sample_metrics
+from evads_tasks.responses import answer_part
 
 PROMPT_ENV = "EVADS_PROMPT"
 PROMPT_FORMATS = ("official", "reasoning")
@@ -37,7 +37,6 @@ PROMPT_FORMATS = ("official", "reasoning")
 # wording): answer from the video and the OCR/ASR text within about 50 words.
 OFFICIAL_INSTRUCTION = ("Based on the video and the time-aligned OCR/ASR text above, "
                         "answer the question below in no more than 50 words.")
-_ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.S)
 
 # What selects a judge (judge_from_env's variables): a run makes one judge per setting.
 _JUDGE_SETTINGS = ("EVADS_JUDGE", "EVADS_JUDGE_BASE_URL", "EVADS_JUDGE_MODEL",
@@ -161,8 +160,7 @@ def doc_to_target(doc: dict) -> str:
 
 def judged_text(response: str) -> str:
     """The part of a response the judge sees: inside ``<answer>`` when present."""
-    match = _ANSWER.search(response or "")
-    return (match.group(1) if match else response or "").strip()
+    return answer_part(response)[0] or ""
 
 
 # ---- judging -----------------------------------------------------------------------
