@@ -54,7 +54,11 @@ lint: install  ## ruff
 	$(VENV)/bin/ruff check evads_tasks evads_density evads_rl tests bench
 
 demo: demo-annotations demo-eval demo-density demo-rl  ## the main job on the sample dataset, offline
-	@echo "demo outputs are under $(OUT)/demo and $(SAMPLE)"
+	@echo "demo outputs (offline; tiny random models; similarity judge unless EVADS_JUDGE_BASE_URL is set):"
+	@echo "  sample dataset:    $(SAMPLE) (videos/, annotations/, script.json)"
+	@echo "  evaluation report: $$(ls -t $(OUT)/demo/eval/*/evads_report.md | head -1)"
+	@echo "  density report:    $(OUT)/demo/density/report.md and density.png"
+	@echo "  training:          $(OUT)/demo/rl/{sft,grpo}/final and */metrics.jsonl"
 
 # ---- E-VAds as lmms-eval tasks (make eval / make demo-eval) ----
 # Defaults: the sample dataset, the tiny RANDOM Qwen2.5-VL through lmms-eval's own
