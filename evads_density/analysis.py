@@ -8,26 +8,38 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from evads_tasks.annotations import Event
 from evads_tasks.text_units import count_units
 
-from .asr import load_asr
-from .decode import DecodeError, decode_audio, probe, sample_frames
+from .asr import ASR_CHOICES, load_asr
+from .decode import DecodeError, SampledFrames, decode_audio, probe, sample_frames
 from .features import load_visual, resolve_visual_model
 from .metrics import VdenSettings, neighbour_similarities, rate, vden
-from .ocr import RapidOCRReader, read_frames, screen_units
+from .ocr import (
+    OCR_COUNT_POLICIES,
+    RapidOCRReader,
+    ocr_schedule,
+    read_frames,
+    screen_units,
+)
 from .sources import VideoJob
+
+OCR_CHOICES = ("rapidocr", "none")
+MIN_SIDE = 32  # smaller frames leave nothing for OCR or the visual features to see
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything that changes the numbers; written to summary.json and checked on resume."""
+    """Everything that changes the numbers; the CLI's defaults are these defaults.
+
+    Saved to ``settings.json`` (with the visual model resolved) and checked on resume.
+    """
 
     source: str = "video"
     vden: VdenSettings = VdenSettings()
-    visual_model: str = "offline-pixels"
+    visual_model: str = "auto"
     asr: str = "faster-whisper"
     asr_model: str | None = None
     asr_language: str | None = None
@@ -39,8 +51,44 @@ class Settings:
     max_side: int = 640
     device: str = "cpu"
 
+    def __post_init__(self) -> None:
+        checks = {
+            "source": self.source in ("video", "annotations", "both"),
+            "asr": self.asr in ASR_CHOICES,
+            "ocr": self.ocr in OCR_CHOICES,
+            "ocr_count": self.ocr_count in OCR_COUNT_POLICIES,
+            "ocr_fps": self.ocr_fps > 0,
+            "ocr_change_threshold": 0 <= self.ocr_change_threshold <= 1,
+            "max_seconds": self.max_seconds > 0,
+            "max_side": self.max_side >= MIN_SIDE,
+        }
+        bad = [f"{name}={getattr(self, name)!r}" for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid density settings: {', '.join(bad)}")
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Settings:
+        return cls(**{**data, "vden": VdenSettings(**data["vden"])})
+
+    def resolved(self) -> Settings:
+        """The same settings with ``visual_model=auto`` replaced by the model it picks here."""
+        if self.source == "annotations":
+            return self
+        return replace(self, visual_model=resolve_visual_model(self.visual_model))
+
+    def affecting_numbers(self) -> dict:
+        """The settings that change this source's numbers (what a resume must match)."""
+        if self.source == "annotations":
+            return {"source": self.source, "ocr_count": self.ocr_count}
+        kept = self.to_dict()
+        if self.asr == "none":
+            kept.update(asr_model=None, asr_language=None)
+        if self.ocr == "none":
+            kept.update(ocr_fps=None, ocr_change_threshold=None, ocr_count=None)
+        return kept
 
 
 @dataclass
@@ -71,7 +119,7 @@ def load_backends(settings: Settings, threads: int = 0) -> Backends:
 
         torch.set_num_threads(threads)
     return Backends(
-        visual=load_visual(resolve_visual_model(settings.visual_model), settings.device),
+        visual=load_visual(settings.resolved().visual_model, settings.device),
         speech=load_asr(settings.asr, settings.asr_model, settings.asr_language,
                         settings.device, threads),
         ocr=RapidOCRReader(settings.max_side) if settings.ocr == "rapidocr" else None,
@@ -95,9 +143,27 @@ def measure_annotations(events: tuple[Event, ...], duration: float | None,
     if duration is None:
         duration = 1.0 + max((e.end for e in events), default=0.0)
     speech_units = sum(count_units(e.asr) for e in events)
-    screen = screen_units(per_second_texts(events, duration), 1.0, ocr_count)
+    texts = per_second_texts(events, duration)
+    screen = screen_units(texts, [1.0] * len(texts), ocr_count)
     return {"duration": duration, "aden": rate(speech_units, duration),
             "oden": rate(screen, duration), "asr_units": speech_units, "ocr_units": screen}
+
+
+def read_screen_text(sampled: SampledFrames, seconds: float, settings: Settings,
+                     reader) -> tuple[list[dict], float]:
+    """OCR the frames on screen every ``1/ocr_fps`` s; the per-frame evidence and the units.
+
+    Frames are chosen by time stamp and weighed by the time they cover (see
+    :func:`ocr_schedule`), so Oden does not depend on the source's frame rate.
+    """
+    picks = ocr_schedule(sampled.times, settings.ocr_fps, seconds, 0.5 / settings.vden.fps)
+    read = read_frames(reader, [sampled.frames[i] for i, _ in picks],
+                       [sampled.times[i] for i, _ in picks], settings.ocr_change_threshold)
+    covered = [round(c, 3) for _, c in picks]
+    units = screen_units([r.texts for r in read], covered, settings.ocr_count)
+    rows = [{"time": r.time, "seconds": c, "texts": list(r.texts), "reused": r.reused}
+            for r, c in zip(read, covered, strict=True)]
+    return rows, units
 
 
 def measure_video(path: str, settings: Settings, backends: Backends) -> dict:
@@ -112,6 +178,11 @@ def measure_video(path: str, settings: Settings, backends: Backends) -> dict:
     if duration > settings.max_seconds:
         notes.append(f"long video: only the first {settings.max_seconds:g} s of "
                      f"{duration:.1f} s analysed (--max-seconds)")
+    expected = math.ceil(seconds * settings.vden.fps - 1e-9)
+    if len(sampled.frames) < 0.9 * expected:
+        notes.append(f"source frame rate below --fps: {len(sampled.frames)} frames sampled "
+                     f"in {seconds:.1f} s (no frame repeated); the Vden window counts "
+                     "sampled frames, OCR is weighed by time")
     features = backends.visual.embed(sampled.frames)
     sims = neighbour_similarities(features, settings.vden.window, settings.vden.decay)
 
@@ -129,12 +200,7 @@ def measure_video(path: str, settings: Settings, backends: Backends) -> dict:
     if backends.ocr is None:
         notes.append("OCR disabled (--ocr none): oden = 0")
     else:
-        step = max(1, round(settings.vden.fps / settings.ocr_fps))
-        picked = list(range(0, len(sampled.frames), step))
-        ocr_rows = read_frames(backends.ocr, [sampled.frames[i] for i in picked],
-                               [sampled.times[i] for i in picked], settings.ocr_change_threshold)
-        ocr_units = screen_units([r.texts for r in ocr_rows], step / settings.vden.fps,
-                                 settings.ocr_count)
+        ocr_rows, ocr_units = read_screen_text(sampled, seconds, settings, backends.ocr)
     if sampled.rotation:
         notes.append(f"rotation metadata {sampled.rotation} deg applied")
     return {
@@ -147,17 +213,27 @@ def measure_video(path: str, settings: Settings, backends: Backends) -> dict:
         "frame_times": sampled.times,
         "frame_similarities": [round(float(s), 4) for s in sims],
         "asr": [{"start": s.start, "end": s.end, "text": s.text} for s in segments],
-        "ocr": [{"time": r.time, "texts": list(r.texts), "reused": r.reused} for r in ocr_rows],
-        "ocr_calls": sum(not r.reused for r in ocr_rows),
+        "ocr": ocr_rows,
+        "ocr_calls": sum(not r["reused"] for r in ocr_rows),
         "notes": notes,
     }
+
+
+def _empty_row(job: VideoJob, settings: Settings, backend_names: dict) -> dict:
+    return {"video_id": job.video_id, "source": settings.source,
+            "video_path": job.video_path, "backends": backend_names}
+
+
+def crash_row(job: VideoJob, settings: Settings, message: str) -> dict:
+    """The row of a job whose worker process died (nothing measured; the run goes on)."""
+    return {**_empty_row(job, settings, {}), "duration": None, "vden": None, "aden": None,
+            "oden": None, "error": message, "seconds": None}
 
 
 def analyse(job: VideoJob, settings: Settings, backends: Backends) -> dict:
     """One output row for a job; failures become an ``error`` field, never an exception."""
     started = time.perf_counter()
-    row: dict = {"video_id": job.video_id, "source": settings.source,
-                 "video_path": job.video_path, "backends": backends.names(settings.source)}
+    row = _empty_row(job, settings, backends.names(settings.source))
     errors = []
     if settings.source in ("annotations", "both"):
         if job.events is None:

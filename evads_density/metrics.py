@@ -4,6 +4,11 @@ Vden follows the published form ``alpha * mean_i(1 - S_i)``. The paper leaves th
 rate, neighbourhood and weights open; our defaults (:class:`VdenSettings`) are 2 frames/s,
 neighbours within +-2 frames weighted ``1/d`` (``d`` frames apart) and ``alpha = 100``, so a
 still video scores ~0 and a hard cut every second scores ~60 or more.
+
+The window counts frames actually sampled. Sampling never repeats a frame, so for a source
+slower than ``fps`` (e.g. a 1 frame/s slideshow) +-2 frames span more time than 1 s; the
+row notes it. Repeating frames instead would add identical pairs and pull Vden towards 0
+for the same pictures, which is the larger distortion.
 """
 
 from __future__ import annotations

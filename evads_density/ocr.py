@@ -1,22 +1,27 @@
 """On-screen text for Oden: RapidOCR on sampled frames, skipping frames that did not change.
 
-OCR runs at ``ocr_fps`` (default 1 frame/s) and only on a frame whose 32x18 grayscale
-thumbnail differs from the last OCR'd frame's by more than ``change_threshold`` (mean
-absolute difference, 0..1); an unchanged frame reuses the previous text.
+OCR looks at the screen every ``1/ocr_fps`` seconds (default 1 frame/s) by timestamp: at each
+look it takes the sampled frame on screen at that moment (:func:`ocr_schedule`), so a source
+slower than the sampling rate still counts every second it shows. Each OCR'd frame is weighed
+by the real time it covers. A frame is read only when its 32x18 grayscale thumbnail differs
+from the last OCR'd frame's by more than ``change_threshold`` (mean absolute difference,
+0..1); an unchanged frame reuses the previous text.
 
 Counting policy (``--ocr-count``) for text that stays on screen:
 
 - ``per-second`` (default): every second a text is on screen counts again, i.e. each OCR'd
-  frame's units times the frame interval. This is how the authors' per-second event lines
+  frame's units times the seconds it covers. This is how the authors' per-second event lines
   add up: counting them this way gives ~19.1 units/s on the RL split, near the paper's
   Oden of 18.66.
 - ``unique``: each distinct text counts once per appearance (again only after it left the
-  screen); ~9.6 units/s on the same split.
+  screen); ~8.4 units/s on the same split.
 """
 
 from __future__ import annotations
 
+import bisect
 import difflib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -81,17 +86,46 @@ def read_frames(reader, frames: Sequence[np.ndarray], times: Sequence[float],
     return results
 
 
+def ocr_schedule(times: Sequence[float], ocr_fps: float, seconds: float,
+                 slack: float = 0.0) -> list[tuple[int, float]]:
+    """Which sampled frames to OCR and how many seconds each covers (pure).
+
+    The screen is looked at every ``1/ocr_fps`` seconds over ``[0, seconds)``; each look takes
+    the last sampled frame shown by then (``times`` ascending; ``slack`` seconds of grace for
+    a frame sampled a little after its target time). Looks that land on the same frame are
+    merged, so each frame appears once, weighed by the time it stays on screen; the weights
+    add up to ``seconds``.
+    """
+    if ocr_fps <= 0 or seconds <= 0 or not times:
+        raise ValueError(f"ocr_schedule needs ocr_fps > 0, seconds > 0 and frames; got "
+                         f"{ocr_fps}, {seconds}, {len(times)} frames")
+    picks: list[tuple[int, float]] = []
+    for k in range(math.ceil(seconds * ocr_fps - 1e-9)):
+        look = k / ocr_fps
+        index = max(0, bisect.bisect_right(times, look + slack) - 1)
+        covered = min(1.0 / ocr_fps, seconds - look)
+        if picks and picks[-1][0] == index:
+            picks[-1] = (index, picks[-1][1] + covered)
+        else:
+            picks.append((index, covered))
+    return picks
+
+
 def _same_text(a: str, b: str) -> bool:
     return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
 
 
-def screen_units(frame_texts: Sequence[Sequence[str]], interval: float, policy: str) -> float:
-    """On-screen text units of a frame sequence under a counting policy (see module doc).
+def screen_units(frame_texts: Sequence[Sequence[str]], seconds: Sequence[float],
+                 policy: str) -> float:
+    """On-screen text units of consecutive frames under a counting policy (see module doc).
 
-    ``frame_texts`` holds the text lines of consecutive frames ``interval`` seconds apart.
+    ``frame_texts[i]`` holds the text lines of a frame on screen for ``seconds[i]`` seconds.
     """
+    if len(frame_texts) != len(seconds):
+        raise ValueError(f"{len(frame_texts)} frames but {len(seconds)} durations")
     if policy == "per-second":
-        return sum(count_units(t) for texts in frame_texts for t in texts) * interval
+        return float(sum(sum(count_units(t) for t in texts) * covered
+                         for texts, covered in zip(frame_texts, seconds, strict=True)))
     if policy == "unique":
         total, previous = 0, ()
         for texts in frame_texts:

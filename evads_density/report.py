@@ -25,8 +25,25 @@ def _source_rows(rows: Sequence[dict], source: str) -> list[dict]:
     return [row[source] for row in rows if isinstance(row.get(source), dict)]
 
 
+def backends_used(rows: Sequence[dict]) -> dict:
+    """What produced the rows, per role; a role served by several backends lists each with
+    its number of videos (rows from a crashed worker name none)."""
+    seen: dict[str, dict[str, int]] = {}
+    for row in rows:
+        for role, name in (row.get("backends") or {}).items():
+            counts = seen.setdefault(role, {})
+            counts[str(name)] = counts.get(str(name), 0) + 1
+    return {role: next(iter(counts)) if len(counts) == 1 else
+            "; ".join(f"{name} ({n} videos)" for name, n in counts.items())
+            for role, counts in seen.items()}
+
+
 def summarize(rows: Sequence[dict], settings: dict, backends: dict) -> dict:
-    """Counts and distributions per metric, overall (primary source) and per source."""
+    """Counts and distributions per metric, overall (primary source) and per source.
+
+    Rows with an ``error`` count as failed and are left out of every distribution, the
+    per-source ones included (a ``both`` row whose video failed adds no annotation numbers).
+    """
     ok = [row for row in rows if not row.get("error")]
     summary = {"videos": len(rows), "failed": len(rows) - len(ok),
                "failures": {row["video_id"]: row["error"] for row in rows if row.get("error")}}
@@ -34,7 +51,7 @@ def summarize(rows: Sequence[dict], settings: dict, backends: dict) -> dict:
         summary[key] = distribution([row.get(key) for row in ok])
     summary["sources"] = {}
     for source in ("video", "annotations"):
-        measured = _source_rows(rows, source)
+        measured = _source_rows(ok, source)
         if measured:
             summary["sources"][source] = {
                 "videos": len(measured),

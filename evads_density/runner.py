@@ -3,20 +3,29 @@
 Rows are appended to ``per_video.jsonl`` and flushed as each video finishes, so a killed
 run resumes where it stopped: finished videos (error rows included) are skipped and a
 half-written last line is dropped. Models load once per worker (pool initializer / actor).
+
+A worker process that dies (out of memory, a crash in native decoding or model code) does
+not end the run: with ``--workers 2`` or more the pool is restarted, the videos that were in
+flight are retried one at a time, and the one that kills a worker on its own gets an error
+row. A Ray actor runs one video at a time, so its video gets the error row and the actor is
+replaced. With ``--workers 1`` everything runs in this process: a crash there ends the run
+(rerunning resumes after the finished videos).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .analysis import Backends, Settings, analyse, load_backends
+from .analysis import Backends, Settings, analyse, crash_row, load_backends
 from .sources import VideoJob
 
 EXECUTORS = ("local", "ray")
@@ -61,6 +70,59 @@ def _work(job: VideoJob) -> dict:
     return analyse(job, settings, backends)
 
 
+def _crash_message(kind: str, exc: BaseException) -> str:
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return (f"the worker process died while analysing this video ({kind}: {first_line}); "
+            "typical causes: out of memory or a crash in native decoding/model code")
+
+
+def pooled_rows(jobs: Sequence[VideoJob], settings: Settings, workers: int,
+                start_pool: Callable[[], Executor],
+                work: Callable[[VideoJob], dict]) -> Iterator[dict]:
+    """Rows of ``work(job)`` from a process pool that survives its workers dying.
+
+    At most ``workers`` jobs are in flight. When the pool breaks it is restarted; a job that
+    was alone in flight gets a :func:`crash_row`, jobs that were in flight together are
+    retried one at a time (so only the video that kills a worker by itself fails).
+    """
+    queue, suspects = deque(jobs), deque()
+    running: dict[Future, VideoJob] = {}
+    pool = start_pool()
+    try:
+        while queue or suspects or running:
+            if suspects:
+                if not running:
+                    job = suspects.popleft()
+                    running[pool.submit(work, job)] = job
+            else:
+                while queue and len(running) < workers:
+                    job = queue.popleft()
+                    running[pool.submit(work, job)] = job
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            if not any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+                for future in done:
+                    yield future.result()
+                    del running[future]
+                continue
+            wait(running)   # a broken pool fails every pending future at once
+            crashed = []
+            for future, job in running.items():
+                if isinstance(future.exception(), BrokenProcessPool):
+                    crashed.append((job, future.exception()))
+                else:
+                    yield future.result()
+            running.clear()
+            pool.shutdown(wait=True, cancel_futures=True)
+            pool = start_pool()
+            if len(crashed) == 1:
+                job, exc = crashed[0]
+                yield crash_row(job, settings, _crash_message("BrokenProcessPool", exc))
+            else:
+                suspects.extend(job for job, _ in crashed)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _local(jobs: Sequence[VideoJob], settings: Settings, workers: int) -> Iterator[dict]:
     threads = _threads_per_worker(workers)
     if workers <= 1:
@@ -68,16 +130,18 @@ def _local(jobs: Sequence[VideoJob], settings: Settings, workers: int) -> Iterat
         for job in jobs:
             yield analyse(job, settings, backends)
         return
-    # spawn: torch and onnxruntime are not fork-safe once their thread pools exist.
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                             initializer=_init_worker, initargs=(settings, threads)) as pool:
-        for future in as_completed([pool.submit(_work, job) for job in jobs]):
-            yield future.result()
+
+    def start_pool() -> ProcessPoolExecutor:
+        # spawn: torch and onnxruntime are not fork-safe once their thread pools exist.
+        return ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                   initializer=_init_worker, initargs=(settings, threads))
+
+    yield from pooled_rows(jobs, settings, workers, start_pool, _work)
 
 
 def _ray(jobs: Sequence[VideoJob], settings: Settings, workers: int) -> Iterator[dict]:
     import ray
-    from ray.util import ActorPool
+    from ray.exceptions import RayActorError
 
     if not ray.is_initialized():
         if os.environ.get("RAY_ADDRESS"):  # join the configured cluster as it is
@@ -85,7 +149,7 @@ def _ray(jobs: Sequence[VideoJob], settings: Settings, workers: int) -> Iterator
         else:
             ray.init(num_cpus=max(2, workers), include_dashboard=False, log_to_driver=False)
 
-    @ray.remote(num_cpus=1)
+    @ray.remote(num_cpus=1, max_restarts=0)
     class DensityWorker:
         def __init__(self, settings: Settings, threads: int) -> None:
             self.settings, self.backends = settings, load_backends(settings, threads)
@@ -94,8 +158,23 @@ def _ray(jobs: Sequence[VideoJob], settings: Settings, workers: int) -> Iterator
             return analyse(job, self.settings, self.backends)
 
     threads = _threads_per_worker(workers)
-    actors = [DensityWorker.remote(settings, threads) for _ in range(max(1, workers))]
-    yield from ActorPool(actors).map_unordered(lambda a, job: a.analyse.remote(job), jobs)
+    idle = [DensityWorker.remote(settings, threads) for _ in range(max(1, workers))]
+    queue = deque(jobs)
+    running: dict = {}   # object ref -> (actor, job)
+    while queue or running:
+        while queue and idle:
+            actor, job = idle.pop(), queue.popleft()
+            running[actor.analyse.remote(job)] = (actor, job)
+        [ref], _ = ray.wait(list(running), num_returns=1)
+        actor, job = running.pop(ref)
+        try:
+            row = ray.get(ref)
+        except RayActorError as exc:
+            row = crash_row(job, settings, _crash_message("RayActorError", exc))
+            ray.kill(actor)
+            actor = DensityWorker.remote(settings, threads)
+        idle.append(actor)
+        yield row
 
 
 def run(jobs: Sequence[VideoJob], settings: Settings, out_dir: Path, workers: int = 1,

@@ -30,7 +30,13 @@ def folder_jobs(folder: Path) -> list[VideoJob]:
     if not files:
         raise AnnotationError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) in the folder",
                               file=str(folder))
-    return [VideoJob(video_id=p.stem, video_path=str(p)) for p in files]
+    by_id: dict[str, Path] = {}
+    for path in files:
+        if path.stem in by_id:
+            raise AnnotationError(f"two videos share the id {path.stem!r}: {by_id[path.stem].name} "
+                                  f"and {path.name}; rename or move one", file=str(folder))
+        by_id[path.stem] = path
+    return [VideoJob(video_id=stem, video_path=str(path)) for stem, path in by_id.items()]
 
 
 def annotation_jobs(source: str, video_dir: str | os.PathLike | None, want_video: bool,

@@ -8,12 +8,18 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
 
-from evads_density.cli import main
+from evads_density.analysis import Settings
+from evads_density.cli import _settings, build_parser, main
+from evads_density.features import resolve_visual_model
 from evads_density.report import PAPER_REFERENCE
+from evads_density.runner import pooled_rows
+from evads_density.sources import VideoJob
 from evads_density.synthetic import Scene, make_clip
 
 RL_PARQUET = Path(__file__).resolve().parents[2] / "shared/data/EVAds_RL.parquet"
@@ -96,13 +102,85 @@ def test_killed_run_resumes_without_duplicates(four_clips, tmp_path):
 
 
 def test_resume_refuses_other_settings(four_clips, tmp_path, capsys):
-    assert main([str(four_clips), "--out", str(tmp_path), "--asr", "none", "--ocr", "none"]) == 0
-    assert main([str(four_clips), "--out", str(tmp_path), "--asr", "none", "--ocr", "none",
-                 "--alpha", "50"]) == 2
-    assert "other settings" in capsys.readouterr().err
-    assert main([str(four_clips), "--out", str(tmp_path), "--asr", "none", "--ocr", "none",
-                 "--alpha", "50", "--fresh"]) == 0
+    quiet = [str(four_clips), "--out", str(tmp_path), "--asr", "none", "--ocr", "none"]
+    assert main(quiet) == 0
+    # auto is saved as the backend it chose, so naming that backend resumes...
+    saved = json.loads((tmp_path / "settings.json").read_text())
+    assert saved["visual_model"] == resolve_visual_model("auto") != "auto"
+    assert main(quiet + ["--visual-model", saved["visual_model"]]) == 0
+    assert "resuming: 4 of 4 videos" in capsys.readouterr().out
+    # ...and options of a disabled part change nothing, while another backend is refused.
+    assert main(quiet + ["--asr-language", "zh", "--ocr-fps", "3"]) == 0
+    assert main(quiet + ["--visual-model", "some/other-model"]) == 2
+    assert "other settings (visual_model)" in capsys.readouterr().err
+    assert main(quiet + ["--alpha", "50"]) == 2
+    assert "other settings (vden)" in capsys.readouterr().err
+    assert main(quiet + ["--alpha", "50", "--fresh"]) == 0
     assert len(_rows(tmp_path)) == 4
+
+
+def test_annotation_only_resume_ignores_video_options(sample_dir, tmp_path, capsys):
+    notes = [str(sample_dir / "annotations/test.parquet"), "--out", str(tmp_path),
+             "--source", "annotations"]
+    assert main(notes) == 0
+    assert main(notes + ["--asr", "none", "--alpha", "3", "--visual-model", "x"]) == 0
+    assert "resuming: 8 of 8 videos" in capsys.readouterr().out
+    assert main(notes + ["--ocr-count", "unique"]) == 2
+    assert "other settings (ocr_count)" in capsys.readouterr().err
+
+
+def analyse_or_die(job: VideoJob) -> dict:
+    """Stands in for the analysis in a pool worker: the job named "crash" kills its process."""
+    if job.video_id == "crash":
+        os._exit(7)
+    time.sleep(0.2)   # long enough for the crash to catch other jobs in flight
+    return {"video_id": job.video_id, "pid": os.getpid()}
+
+
+def test_a_dying_worker_costs_one_error_row_and_the_run_goes_on():
+    ids = ["a", "b", "crash", "c", "d", "e"]
+    pools = []
+
+    def start_pool():
+        pools.append(ProcessPoolExecutor(2, mp_context=get_context("spawn")))
+        return pools[-1]
+
+    rows = list(pooled_rows([VideoJob(v) for v in ids], Settings(), 2, start_pool,
+                            analyse_or_die))
+    by_id = {row["video_id"]: row for row in rows}
+    assert sorted(by_id) == sorted(ids) and len(rows) == len(ids)
+    assert "worker process died" in by_id["crash"]["error"]
+    assert by_id["crash"]["vden"] is None
+    # The job in flight beside the crash was retried alone and succeeded.
+    assert all("error" not in by_id[v] for v in ids if v != "crash")
+    assert len(pools) >= 2   # the pool was restarted
+
+
+def test_videos_with_the_same_id_are_refused_naming_both(four_clips, tmp_path, capsys):
+    folder = tmp_path / "dupes"
+    folder.mkdir()
+    (folder / "ad.mp4").symlink_to(four_clips / "clip_0.mp4")
+    (folder / "ad.mov").symlink_to(four_clips / "clip_1.mp4")
+    assert main([str(folder), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "two videos share the id 'ad'" in err and "ad.mov" in err and "ad.mp4" in err
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--ocr-fps", "0"), ("--max-seconds", "-5"), ("--max-seconds", "0"), ("--max-side", "0"),
+    ("--workers", "0"), ("--fps", "0"), ("--window", "0"), ("--alpha", "-1"),
+    ("--ocr-change-threshold", "1.5"), ("--workers", "two")])
+def test_out_of_range_options_are_argparse_errors(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path), "--out", str(tmp_path / "o"), option, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and value in err
+
+
+def test_cli_defaults_are_the_settings_defaults(tmp_path):
+    args = build_parser().parse_args([str(tmp_path), "--out", str(tmp_path)])
+    assert _settings(args, "video") == Settings().resolved()
 
 
 def test_ray_backend_on_two_videos(four_clips, tmp_path):

@@ -72,6 +72,19 @@ def test_overlay_text_gives_oden_and_unchanged_frames_skip_ocr(clips, backends):
     assert unique["ocr_units"] == pytest.approx((6 + 7 + 2), abs=2)
 
 
+def test_oden_does_not_depend_on_the_source_frame_rate(tmp_path, backends):
+    caption = [Scene(6, 3, "限时特价 99元")]   # 6 units on screen for the whole 6 s
+    rows = {fps: measure_video(str(make_clip(tmp_path / f"{fps}fps.mp4", caption, fps=fps,
+                                             width=640, height=360)), Settings(), backends)
+            for fps in (25, 1)}
+    for fps, row in rows.items():
+        assert row["oden"] == pytest.approx(6.0, rel=0.05), fps
+        assert sum(r["seconds"] for r in row["ocr"]) == pytest.approx(6.0)
+    assert rows[25]["frames"] == 12 and rows[1]["frames"] == 6   # no frame is repeated
+    assert any("source frame rate below --fps" in n for n in rows[1]["notes"])
+    assert not any("frame rate" in n for n in rows[25]["notes"])
+
+
 def test_long_video_is_cut_at_max_seconds_and_says_so(clips, backends):
     row = measure_video(str(clips["cuts"]), replace(Settings(), max_seconds=3), backends)
     assert row["frames"] == 6 and row["analysed_seconds"] == 3
