@@ -12,7 +12,7 @@ need (question, metadata, clues, reference) and the row's identity.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,13 +96,18 @@ def load_prompted_records(source: str | os.PathLike, stage: str = "grpo"
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     rows = read_rows(source)
     records = parse_rows(rows, str(source))
-    render = rl_prompt if stage == "grpo" else sft_prompt
-    out = []
-    for row, record in zip(rows, records, strict=True):
-        prompt = row.get("prompt")
-        own = prompt[-1].get("content") if isinstance(prompt, list) and prompt else None
-        out.append((record, own if isinstance(own, str) else render(record)))
-    return out
+    return [(record, prompt_text(row, record, stage))
+            for row, record in zip(rows, records, strict=True)]
+
+
+def prompt_text(row: Mapping, record: EvadsRecord, stage: str = "grpo") -> str:
+    """A row's own prompt text (RL/SFT rows), else the authors' RL (``grpo``) or SFT prompt
+    rendered from its record."""
+    prompt = row.get("prompt")
+    own = prompt[-1].get("content") if isinstance(prompt, list) and prompt else None
+    if isinstance(own, str):
+        return own
+    return rl_prompt(record) if stage == "grpo" else sft_prompt(record)
 
 
 def build_dataset(source: str | os.PathLike, stage: str, video_dir: str | os.PathLike | None,

@@ -4,9 +4,10 @@ TRL calls each reward function with the whole batch of completions (every
 group of a step) and every dataset column as keyword arguments. The answer and
 trace terms need the judge: the first of the three functions to run judges the
 batch in ONE ``judge_many`` call (answer and trace requests together, so a
-group of 8 costs about one judge latency), and the verdicts are kept in a small
-in-memory memo so the other function does not ask again (the judge also keeps
-its own on-disk cache across runs).
+group of 8 costs about one judge latency), and the other reads that batch's
+verdicts. Verdicts live for the current batch only: a judge error is retried when
+the same text comes up in a later batch (the HTTP judge's on-disk cache keeps the
+successful verdicts across steps and runs).
 
 Policy for what cannot be judged (logged, never raised):
 - empty completion (or an empty ``<answer>`` block) -> answer term 0, not sent to the judge;
@@ -21,9 +22,8 @@ Policy for what cannot be judged (logged, never raised):
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from evads_tasks.judge import Judge, JudgeRequest, JudgeResult
 
@@ -32,6 +32,7 @@ from .rewards import (
     ParsedCompletion,
     RewardParts,
     RewardWeights,
+    completion_text,
     format_reward_value,
     parse_completion,
     reward_parts,
@@ -67,7 +68,6 @@ class JudgeStats:
 
     requests: int = 0
     errors: int = 0
-    memo_hits: int = 0
 
 
 def _request(context: JudgeContext, rubric: str, text: str | None) -> JudgeRequest | None:
@@ -85,33 +85,20 @@ def _score(result: JudgeResult | None) -> float | None:
 class MGJudgeScorer:
     """Scores completions with the MG-GRPO reward through one judge (thread-safe judge assumed)."""
 
-    def __init__(self, judge: Judge, weights: RewardWeights = DEFAULT_WEIGHTS,
-                 memo_size: int = 8192) -> None:
-        self.judge, self.weights, self.memo_size = judge, weights, memo_size
+    def __init__(self, judge: Judge, weights: RewardWeights = DEFAULT_WEIGHTS) -> None:
+        self.judge, self.weights = judge, weights
         self.stats = JudgeStats()
-        self._memo: OrderedDict[JudgeRequest, JudgeResult] = OrderedDict()
-
-    def _remember(self, key: JudgeRequest, result: JudgeResult) -> None:
-        self._memo[key] = result
-        while len(self._memo) > self.memo_size:
-            self._memo.popitem(last=False)
 
     def verdicts(self, items: Sequence[tuple[JudgeContext, ParsedCompletion]]
                  ) -> list[tuple[JudgeResult | None, JudgeResult | None]]:
-        """(answer, trace) verdicts for each item; everything not memoised goes to the judge
-        in one concurrent ``judge_many`` call."""
+        """(answer, trace) verdicts for each item: the distinct requests of the batch go to
+        the judge in one concurrent ``judge_many`` call; nothing is kept after it."""
         pairs = [(_request(c, "answer", p.answer), _request(c, "trace", p.think))
                  for c, p in items]
+        wanted = list(dict.fromkeys(r for pair in pairs for r in pair if r is not None))
         found: dict[JudgeRequest, JudgeResult] = {}
-        wanted: dict[JudgeRequest, None] = {}  # ordered and de-duplicated
-        for request in (r for pair in pairs for r in pair if r is not None):
-            if request in self._memo:
-                self.stats.memo_hits += 1
-                found[request] = self._memo[request]
-            else:
-                wanted[request] = None
         if wanted:
-            results = self.judge.judge_many(list(wanted))
+            results = self.judge.judge_many(wanted)
             self.stats.requests += len(results)
             for request, result in zip(wanted, results, strict=True):
                 if result.score is None:
@@ -119,7 +106,6 @@ class MGJudgeScorer:
                     log.warning("judge error (%s rubric) scored as 0: %s", request.rubric,
                                 result.error)
                 found[request] = result
-                self._remember(request, result)
         return [(found.get(a) if a else None, found.get(t) if t else None) for a, t in pairs]
 
     def score(self, completions: Sequence, contexts: Sequence[JudgeContext],
@@ -148,6 +134,19 @@ def contexts_from_columns(columns: Mapping[str, Sequence], n: int) -> list[Judge
             for i in range(n)]
 
 
+def _ratios(values: Sequence[float] | None) -> tuple[float, ...] | None:
+    return None if values is None else tuple(float(v) for v in values)
+
+
+@dataclass
+class _Batch:
+    """One batch's scores and the judged terms that have read them."""
+
+    key: tuple
+    scored: list[ScoredCompletion]
+    read_by: set[str] = field(default_factory=set)
+
+
 class MGGRPORewards:
     """The three TRL reward functions (answer, trace, format), sharing one scorer.
 
@@ -159,18 +158,29 @@ class MGGRPORewards:
 
     def __init__(self, scorer: MGJudgeScorer) -> None:
         self.scorer = scorer
-        self.last_batch_columns: set[str] = set()
+        self._batch: _Batch | None = None
 
     def functions(self) -> list[Callable[..., list[float]]]:
         return [self.answer_reward, self.trace_reward, self.format_reward]
 
-    def _scored(self, completions: Sequence, kwargs: Mapping) -> list[ScoredCompletion]:
-        self.last_batch_columns = set(kwargs)
+    def _scored(self, term: str, completions: Sequence, kwargs: Mapping) -> list[ScoredCompletion]:
+        """The batch's scores: judged by the first judged term to ask, reused by the other.
+
+        A term asking again for a batch it has already read means a new batch with the
+        same content, which is judged afresh (so failed verdicts are retried)."""
+        contexts = contexts_from_columns(kwargs, len(completions))
+        key = (tuple(completion_text(c) for c in completions), tuple(contexts),
+               _ratios(kwargs.get("accuracy_ratio")), _ratios(kwargs.get("format_ratio")))
+        batch = self._batch
+        if batch is not None and batch.key == key and term not in batch.read_by:
+            batch.read_by.add(term)
+            return batch.scored
         before = (self.scorer.stats.requests, self.scorer.stats.errors)
-        scored = self.scorer.score(completions, contexts_from_columns(kwargs, len(completions)),
-                                   kwargs.get("accuracy_ratio"), kwargs.get("format_ratio"))
+        scored = self.scorer.score(completions, contexts, kwargs.get("accuracy_ratio"),
+                                   kwargs.get("format_ratio"))
+        self._batch = _Batch(key, scored, {term})
         log_metric = kwargs.get("log_metric")
-        if log_metric is not None and self.scorer.stats.requests != before[0]:
+        if log_metric is not None:
             log_metric("judge/requests", float(self.scorer.stats.requests - before[0]))
             log_metric("judge/judge_errors", float(self.scorer.stats.errors - before[1]))
             log_metric("judge/format_ok", sum(s.parsed.format_ok for s in scored) / len(scored))
@@ -178,11 +188,11 @@ class MGGRPORewards:
 
     def answer_reward(self, prompts=None, completions=(), **kwargs) -> list[float]:
         """accuracy_ratio * G(judge score of the <answer> text)."""
-        return [s.parts.answer for s in self._scored(completions, kwargs)]
+        return [s.parts.answer for s in self._scored("answer", completions, kwargs)]
 
     def trace_reward(self, prompts=None, completions=(), **kwargs) -> list[float]:
         """accuracy_ratio * G(judge score of the <think> trace for evidence grounding)."""
-        return [s.parts.trace for s in self._scored(completions, kwargs)]
+        return [s.parts.trace for s in self._scored("trace", completions, kwargs)]
 
     def format_reward(self, prompts=None, completions=(), **kwargs) -> list[float]:
         """format_ratio * R_fmt (no judge call)."""

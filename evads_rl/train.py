@@ -5,15 +5,20 @@ Each stage reads its annotation file, samples frames from the videos
 ``grpo`` section, checkpoints every ``save_steps`` into ``<output_dir>/<stage>``
 (resume with ``resume=True`` for the latest checkpoint, or a checkpoint path),
 logs each step to ``<output_dir>/<stage>/metrics.jsonl``, and saves the final
-model and processor to ``<output_dir>/<stage>/final``. ``run_rl`` chains them:
-GRPO starts from the SFT output.
+model and processor to ``<output_dir>/<stage>/final`` (with LoRA: the adapter in
+``final/adapter`` and the merged full model in ``final``, so the next stage and
+evaluation load ``final`` as an ordinary model). ``final/evads_training.json`` says
+what produced it (stage, starting model, judge, LoRA). ``run_rl`` chains them: GRPO
+starts from the SFT output.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +31,9 @@ from .rewards import RewardWeights
 
 log = logging.getLogger(__name__)
 TINY_PREFIX = "tiny:"
+STAGES = ("sft", "grpo")
+ADAPTER_DIR = "adapter"
+RUN_INFO_FILE = "evads_training.json"
 
 
 @dataclass
@@ -109,6 +117,38 @@ def resume_checkpoint(resume: bool | str | None, output_dir: Path) -> str | None
     return str(resume)
 
 
+def stage_resumes(values: Sequence[bool | str] | None, stages: Sequence[str] = STAGES
+                  ) -> dict[str, bool | str | None]:
+    """Each stage's ``resume`` from the ``--resume`` values given for a command.
+
+    Bare ``--resume`` (True): every stage from its own latest checkpoint. A single stage
+    also takes one checkpoint path. Several stages (``rl``) take ``STAGE=CHECKPOINT`` per
+    stage, the others resuming from their latest; one bare path for all is refused, since
+    a checkpoint belongs to one stage."""
+    if not values:
+        return {stage: None for stage in stages}
+    plan: dict[str, bool | str | None] = {stage: True for stage in stages}
+    for value in values:
+        if value is True:
+            continue
+        stage, sep, path = str(value).partition("=")
+        if sep and stage in STAGES:
+            if stage not in stages:
+                raise ValueError(f"--resume {value}: this command runs {list(stages)}, "
+                                 f"not {stage}")
+        elif len(stages) == 1:
+            stage, path = stages[0], str(value)
+        else:
+            raise ValueError(
+                f"--resume {value}: {' and '.join(stages)} each have their own checkpoints; "
+                "give --resume alone (each stage from its latest checkpoint) or per stage: "
+                + " ".join(f"--resume {s}=CHECKPOINT" for s in stages))
+        if not Path(path).is_dir():
+            raise ValueError(f"--resume {value}: checkpoint folder {path} not found")
+        plan[stage] = path
+    return plan
+
+
 def starting_weights(model: str, checkpoint: str | None, config: dict) -> str:
     """Where a stage loads its weights from: the checkpoint itself when resuming a full
     fine-tune. The Trainer reloads checkpoints with ``load_state_dict(strict=False)`` and
@@ -119,13 +159,32 @@ def starting_weights(model: str, checkpoint: str | None, config: dict) -> str:
     return checkpoint if checkpoint and not config.get("peft") else model
 
 
-def _finish(trainer, output_dir: Path, model: str) -> Path:
+def _finish(trainer, output_dir: Path, model: str, info: Mapping) -> Path:
+    """Save the final model into ``output_dir/final``, with the processor and a run note.
+
+    With LoRA the trainer's model is a ``PeftModel``: the adapter goes to
+    ``final/adapter`` and the merged full model (``merge_and_unload``, in place: the
+    trainer's model is not used after this) to ``final``. Every rank takes part in
+    ``save_model`` (ZeRO-3 gathers weights there); only the main process writes the rest."""
+    from peft import PeftModel
+
     final = output_dir / "final"
-    trainer.save_model(str(final))
-    if trainer.processing_class is not None:
-        trainer.processing_class.save_pretrained(str(final))
-    if is_tiny_random(model):  # the copy is just as random: keep the warning with it
-        shutil.copy(Path(model) / NOTICE_FILE, final / NOTICE_FILE)
+    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+    lora = isinstance(unwrapped, PeftModel)
+    trainer.save_model(str(final / ADAPTER_DIR if lora else final))
+    if trainer.is_world_process_zero():
+        if lora:
+            unwrapped.merge_and_unload().save_pretrained(str(final))
+        if trainer.processing_class is not None:
+            trainer.processing_class.save_pretrained(str(final))
+        if is_tiny_random(model):  # the copy is just as random: keep the warning with it
+            shutil.copy(Path(model) / NOTICE_FILE, final / NOTICE_FILE)
+        note = {**info, "start_model": model, "global_step": trainer.state.global_step,
+                "lora_adapter": str(final / ADAPTER_DIR) if lora else None,
+                "model_notice": model_notice(model)}
+        (final / RUN_INFO_FILE).write_text(json.dumps(note, ensure_ascii=False, indent=2) + "\n",
+                                           encoding="utf-8")
+    trainer.accelerator.wait_for_everyone()
     return final
 
 
@@ -148,7 +207,8 @@ def run_sft(config: dict, output_dir: str | os.PathLike, resume: bool | str | No
                          peft_config=peft_config(config),
                          callbacks=[StepLogCallback(output_dir, "sft", notice)])
     trainer.train(resume_from_checkpoint=checkpoint)
-    return StageResult(trainer, _finish(trainer, output_dir, model))
+    final = _finish(trainer, output_dir, model, {"stage": "sft", "judge": None})
+    return StageResult(trainer, final)
 
 
 def run_grpo(config: dict, output_dir: str | os.PathLike, resume: bool | str | None = None,
@@ -171,17 +231,24 @@ def run_grpo(config: dict, output_dir: str | os.PathLike, resume: bool | str | N
     trainer = GRPOTrainer(model=starting_weights(model, checkpoint, config),
                           reward_funcs=rewards.functions(), args=args,
                           train_dataset=dataset, peft_config=peft_config(config),
-                          callbacks=[StepLogCallback(output_dir, "grpo", notice)])
+                          callbacks=[StepLogCallback(output_dir, "grpo", notice, judge.name)])
     trainer.train(resume_from_checkpoint=checkpoint)
     stats = rewards.scorer.stats
     print(f"[grpo] judge requests {stats.requests}, judge errors {stats.errors} "
           f"({judge.name})", flush=True)
-    return StageResult(trainer, _finish(trainer, output_dir, model), rewards)
+    final = _finish(trainer, output_dir, model, {"stage": "grpo", "judge": judge.name})
+    return StageResult(trainer, final, rewards)
 
 
-def run_rl(config: dict, resume: bool | str | None = None) -> tuple[StageResult, StageResult]:
-    """E-VAds-R1 training: SFT, then GRPO from the SFT model (``resume`` applies to both)."""
+def run_rl(config: dict, resume: bool | Mapping[str, bool | str | None] | None = None
+           ) -> tuple[StageResult, StageResult]:
+    """E-VAds-R1 training: SFT, then GRPO from the SFT model.
+
+    ``resume``: True resumes each stage from its latest checkpoint; a mapping gives each
+    stage its own (``{"sft": True, "grpo": "runs/x/grpo/checkpoint-50"}``)."""
+    if not isinstance(resume, Mapping):
+        resume = stage_resumes([True] if resume else None)
     root = Path(config["output_dir"])
-    sft = run_sft(config, root / "sft", resume=resume)
-    grpo = run_grpo(config, root / "grpo", resume=resume, model=str(sft.final_dir))
+    sft = run_sft(config, root / "sft", resume=resume.get("sft"))
+    grpo = run_grpo(config, root / "grpo", resume=resume.get("grpo"), model=str(sft.final_dir))
     return sft, grpo

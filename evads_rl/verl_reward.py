@@ -7,7 +7,12 @@ metadata and reward ratios are therefore looked up by id in the annotation file 
 by ``$EVADS_ANNOTATIONS`` (loaded once per process); inline ``question``, ``clues`` and
 ``meta_info`` keys in ``extra_info`` take precedence. The judge comes from the
 environment (``evads_tasks.judge.judge_from_env``) and the weights from
-``$EVADS_REWARD_WEIGHTS`` (``answer=0.8,trace=0.2,format=1``).
+``$EVADS_REWARD_WEIGHTS`` (``answer=0.8,trace=0.2,format=1``). Rows written by
+``python -m evads_rl verl-data`` carry question, clues and metadata inline.
+
+The judge's name is printed and logged once per process when the scorer is built, not
+put in the result dicts: verl aggregates every ``reward_extra_info`` value as a number
+(mean/std in validation), so a string there would break it.
 
 Use ``compute_score`` with verl's naive reward manager, or ``compute_score_batch`` with
 its batch manager (one concurrent judge call per batch). See ``configs/verl_grpo.sh``.
@@ -15,8 +20,8 @@ its batch manager (one concurrent judge call per batch). See ``configs/verl_grpo
 
 from __future__ import annotations
 
+import logging
 import os
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -24,9 +29,10 @@ from functools import lru_cache
 from evads_rl.judging import JudgeContext, MGJudgeScorer, ScoredCompletion
 from evads_rl.rewards import RewardWeights
 from evads_tasks.annotations import ANNOTATIONS_ENV, AnnotationError, EvadsRecord, load_annotations
+from evads_tasks.responses import answer_part
 
 WEIGHTS_ENV = "EVADS_REWARD_WEIGHTS"
-_ANSWER_TAG = re.compile(r"^\s*<answer>(.*?)</answer>\s*$", re.S)
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 
 
@@ -57,13 +63,16 @@ def scorer() -> MGJudgeScorer:
             from evads_tasks.judge import judge_from_env
 
             _scorer = MGJudgeScorer(judge_from_env(), weights_from_env())
+            message = (f"[evads verl reward] judge: {_scorer.judge.name}; reward weights "
+                       f"{_scorer.weights.as_list()} (answer, trace, format)")
+            print(message, flush=True)
+            log.info(message)
         return _scorer
 
 
 def reference_text(ground_truth: str) -> str:
     """The reference answer inside the row's ``<answer>..</answer>`` ground truth."""
-    match = _ANSWER_TAG.match(ground_truth or "")
-    return (match.group(1) if match else ground_truth or "").strip()
+    return answer_part(ground_truth)[0] or ""
 
 
 def row_context(ground_truth: str, extra_info: Mapping | None) -> tuple[JudgeContext, float, float]:

@@ -1,4 +1,4 @@
-"""MG-GRPO reward functions against the loopback HTTP judge: concurrency, memo, error policy."""
+"""MG-GRPO reward functions against the loopback HTTP judge: concurrency, batch reuse, errors."""
 
 from __future__ import annotations
 
@@ -75,7 +75,11 @@ def test_a_group_of_8_costs_about_one_judge_latency(make_judge):
     assert (answer[5], trace[5], fmt[5]) == (0.0, 0.0, 0.0)  # empty completion
     assert fmt == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     assert metrics["judge/requests"] == 6 and metrics["judge/judge_errors"] == 0
-    assert rewards.last_batch_columns >= {"question", "clues", "metadata", "reference"}
+    # The judge was given the row's question, metadata, clues and reference from the columns.
+    prompts = [r["messages"][-1]["content"] for r in server.requests[1:]]
+    question, metadata = columns["question"][0], columns["metadata"][0]
+    assert all(question in p and metadata in p and CLUES in p for p in prompts)
+    assert any(REFERENCE in p for p in prompts)
 
 
 def test_judge_errors_score_zero_are_counted_and_logged(make_judge, caplog):
@@ -90,6 +94,20 @@ def test_judge_errors_score_zero_are_counted_and_logged(make_judge, caplog):
     assert answer == [0.0, 0.0] and fmt == [1.0, 1.0]
     assert scorer.stats.errors == 4 and metrics["judge/judge_errors"] == 4
     assert "judge error" in caplog.text
+
+
+def test_a_failed_verdict_is_kept_for_its_batch_only_then_retried(make_judge):
+    columns = _columns(1)
+    with JudgeServer(faults=lambda index: "500" if index < 2 else None) as server:
+        rewards = MGGRPORewards(MGJudgeScorer(make_judge(server, max_attempts=1)))
+        first = rewards.answer_reward(completions=GROUP[:1], **columns)
+        trace = rewards.trace_reward(completions=GROUP[:1], **columns)
+        assert (first, trace, server.calls) == ([0.0], [0.0], 2)  # same batch: not re-asked
+        again = rewards.answer_reward(completions=GROUP[:1], **columns)  # the next batch
+        again_trace = rewards.trace_reward(completions=GROUP[:1], **columns)
+        assert server.calls == 4
+    assert again == [pytest.approx(1.0)] and again_trace == [pytest.approx(1.0)]
+    assert rewards.scorer.stats.errors == 2 and rewards.scorer.stats.requests == 4
 
 
 def test_row_ratios_from_the_dataset_scale_the_terms(make_judge):

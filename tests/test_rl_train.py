@@ -19,8 +19,16 @@ import yaml
 from judge_server import JudgeServer
 
 from evads_rl.__main__ import main
-from evads_rl.config import CONFIG_DIR, load_config
-from evads_rl.train import grpo_args, peft_config, run_grpo, run_sft, sft_args
+from evads_rl.config import load_config
+from evads_rl.train import (
+    RUN_INFO_FILE,
+    grpo_args,
+    peft_config,
+    run_grpo,
+    run_sft,
+    sft_args,
+    stage_resumes,
+)
 from evads_tasks.judge import HttpJudge
 from evads_tasks.judge.prompts import SECTION_ANSWER, SECTION_TRACE, read_sections
 from evads_tasks.scoring import LEVELS
@@ -74,18 +82,20 @@ def test_grpo_two_steps_train_every_parameter_with_the_mg_rewards(sample_dir, ti
     with JudgeServer(policy=scripted_levels) as server, \
             HttpJudge(server.url, "scripted", cache_dir=cache, progress=False) as judge:
         result = run_grpo(config, tmp_path / "grpo", model=tiny_model, judge=judge)
-        calls = server.calls
+        calls, requests = server.calls, list(server.requests)
 
     trainer = result.trainer
     assert trainer.state.global_step == 2
     assert all(p.requires_grad for p in trainer.model.parameters())  # vision tower not frozen
     assert any("visual" in name for name in before)
     assert _unchanged(before, trainer.model) == []
-    # The reward functions got every dataset column (and TRL's extras) as keyword arguments.
-    assert result.rewards.last_batch_columns >= {
-        "question", "metadata", "clues", "reference", "question_id", "video_id", "task",
-        "accuracy_ratio", "format_ratio", "images", "trainer_state", "log_metric"}
     assert calls == result.rewards.scorer.stats.requests > 0
+    # The judge got each row's question, metadata and clues from the dataset columns.
+    rows = {r["question"]: r for r in result.trainer.train_dataset}
+    for request in requests:
+        prompt = request["messages"][-1]["content"]
+        row = next(r for q, r in rows.items() if q in prompt)
+        assert row["clues"] in prompt and row["metadata"] in prompt
     steps = [e for e in _log(tmp_path / "grpo" / "metrics.jsonl") if "reward" in e]
     assert [e["step"] for e in steps] == [1, 2]
     for entry in steps:
@@ -94,9 +104,12 @@ def test_grpo_two_steps_train_every_parameter_with_the_mg_rewards(sample_dir, ti
             assert math.isfinite(entry[key]), key
         assert entry["judge/judge_errors"] == 0
         assert "tiny random" in entry["model_notice"]
+        assert entry["judge"] == judge.name  # which judge scored this step
     assert any(e["reward_std"] > 0 for e in steps)  # the judge's levels gave GRPO a signal
     assert (tmp_path / "grpo" / "checkpoint-1").is_dir()
     assert (result.final_dir / NOTICE_FILE).is_file()
+    info = json.loads((result.final_dir / RUN_INFO_FILE).read_text())
+    assert (info["stage"], info["judge"], info["global_step"]) == ("grpo", judge.name, 2)
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +133,10 @@ def test_resume_from_step_1_reaches_the_same_step_2(sft_run, sample_dir, tiny_mo
     _, uninterrupted, out = sft_run
     run = tmp_path / "run"
     shutil.copytree(out / "sft" / "checkpoint-1", run / "sft" / "checkpoint-1")
+    # A crash after step 2 was logged but before checkpoint-2 was saved, mid-write of a line.
+    logged = (out / "sft" / "metrics.jsonl").read_text(encoding="utf-8")
+    (run / "sft" / "metrics.jsonl").write_text(logged + '{"stage": "sft", "st', encoding="utf-8")
+    assert [e["step"] for e in _log(out / "sft" / "metrics.jsonl") if "loss" in e] == [1, 2]
     annotations = sample_dir / "annotations"
     code = main(["sft", "--output-dir", str(run), "--resume",
                  "--set", f"model={tiny_model}",
@@ -127,10 +144,60 @@ def test_resume_from_step_1_reaches_the_same_step_2(sft_run, sample_dir, tiny_mo
                  "--set", f"data.video_dir={sample_dir / 'videos'}"])
     assert code == 0
     log = _log(run / "sft" / "metrics.jsonl")
-    assert [e["step"] for e in log if "loss" in e] == [2]  # step 1 was not trained again
+    assert [e["step"] for e in log if "loss" in e] == [1, 2]  # step 2 logged once, by the resume
+    assert log[-1]["step"] == 2 and "train_runtime" in log[-1]
     resumed = _weights(str(run / "sft" / "final"))
     for name, param in uninterrupted.trainer.model.named_parameters():
         assert torch.allclose(resumed[name], param.detach(), atol=1e-6), name
+
+
+def test_rl_with_lora_merges_sft_for_grpo(sample_dir, tiny_model, tmp_path):
+    """gpu_1x's path (peft) on CPU: SFT 1 step -> merged full model -> GRPO 1 step on it."""
+    annotations = sample_dir / "annotations"
+    code = main(["rl", "--output-dir", str(tmp_path), "--set", f"model={tiny_model}",
+                 "--set", f"data.sft={annotations / 'sft.parquet'}",
+                 "--set", f"data.rl={annotations / 'rl.parquet'}",
+                 "--set", f"data.video_dir={sample_dir / 'videos'}",
+                 "--set", "peft={r: 4, lora_alpha: 8, target_modules: all-linear, "
+                          "task_type: CAUSAL_LM}",
+                 "--set", "sft.max_steps=1", "--set", "grpo.max_steps=1",
+                 "--set", "grpo.per_device_train_batch_size=2",
+                 "--set", "grpo.num_generations=2"])
+    assert code == 0
+    base = _weights(tiny_model)
+    for stage in ("sft", "grpo"):
+        final = tmp_path / stage / "final"
+        assert (final / "config.json").is_file()  # a full model, loadable by the next stage
+        assert (final / "adapter" / "adapter_config.json").is_file()
+        info = json.loads((final / RUN_INFO_FILE).read_text())
+        assert info["lora_adapter"] == str(final / "adapter") and info["global_step"] == 1
+    assert json.loads((tmp_path / "grpo" / "final" / RUN_INFO_FILE).read_text())[
+        "start_model"] == str(tmp_path / "sft" / "final")
+    merged = _weights(str(tmp_path / "sft" / "final"))
+    assert set(merged) == set(base)  # plain model keys: no lora_A/lora_B left
+    changed = [name for name in base if not torch.equal(base[name], merged[name])]
+    assert any("q_proj" in name for name in changed)  # the LoRA update is in the weights
+    assert not any("embed_tokens" in name for name in changed)  # untargeted: untouched
+    grpo_log = _log(tmp_path / "grpo" / "metrics.jsonl")
+    assert grpo_log and all(e["judge"].startswith("similarity") for e in grpo_log)
+
+
+def test_resume_per_stage(tmp_path, capsys):
+    checkpoint = tmp_path / "sft" / "checkpoint-3"
+    checkpoint.mkdir(parents=True)
+    assert stage_resumes(None) == {"sft": None, "grpo": None}
+    assert stage_resumes([True]) == {"sft": True, "grpo": True}
+    assert stage_resumes([f"sft={checkpoint}"]) == {"sft": str(checkpoint), "grpo": True}
+    assert stage_resumes([str(checkpoint)], ("sft",)) == {"sft": str(checkpoint)}
+    with pytest.raises(ValueError, match="not found"):
+        stage_resumes([f"grpo={tmp_path / 'nowhere'}"])
+    with pytest.raises(ValueError, match="this command runs"):
+        stage_resumes([f"grpo={checkpoint}"], ("sft",))
+    # One checkpoint for both stages of `rl` is refused before anything runs.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["rl", "--output-dir", str(tmp_path), "--resume", str(checkpoint)])
+    assert exit_info.value.code == 2
+    assert "--resume sft=CHECKPOINT --resume grpo=CHECKPOINT" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name, vllm_mode", [("gpu_1x", "colocate"), ("gpu_multi", "colocate"),
@@ -160,4 +227,3 @@ def test_config_errors_are_clear(monkeypatch):
         load_config("cpu_smoke", ["trainer.lr=1"])
     with pytest.raises(FileNotFoundError, match="cpu_smoke"):
         load_config("no_such_config")
-    assert (CONFIG_DIR / "verl_grpo.sh").is_file()

@@ -1,30 +1,47 @@
 #!/usr/bin/env bash
 # MG-GRPO with verl (>= 0.9, Ray, GPUs required: verl refuses to start without them) on the
-# E-VAds RL parquet exactly as released. The reward is evads_rl/verl_reward.py:
-#   compute_score(data_source, solution_str, ground_truth, extra_info) -> {"score", parts...}
-# The RL rows' extra_info holds only id and video_path, so the reward looks the question,
-# clues and metadata up by id in $EVADS_ANNOTATIONS (the same parquet works).
-# The judge comes from EVADS_JUDGE_BASE_URL / EVADS_JUDGE_MODEL / EVADS_JUDGE_API_KEY.
-# Videos: the rows say ../videos/<id>.mp4, relative to the annotations folder, so keep the
-# authors' layout (annotations/ beside videos/) and run from inside annotations/ or rewrite
-# the paths; `data.video_key=videos` makes verl read them.
+# E-VAds RL split. The reward is evads_rl/verl_reward.py:
+#   compute_score_batch(data_sources, solution_strs, ground_truths, extra_infos) -> [{"score", parts...}]
+# The released parquet's `videos` is a plain relative string (../videos/698.mp4), but verl's
+# RLHFDataset iterates `videos` as a list of {"video": path} dicts, so this script first
+# converts each file with `python -m evads_rl verl-data` (absolute video paths; question,
+# clues and metadata inline in extra_info, so the reward needs no lookup).
+# The judge comes from EVADS_JUDGE_BASE_URL / EVADS_JUDGE_MODEL / EVADS_JUDGE_API_KEY; its
+# name is printed once by the reward process (not in verl's numeric reward_extra_info).
 #
-# usage: EVADS_DATA=/data/E-VAds MODEL=/models/sft-output bash evads_rl/configs/verl_grpo.sh [extra overrides]
+# usage: EVADS_DATA=/data/E-VAds MODEL=/models/sft-output [VAL=/data/heldout.parquet] \
+#            bash evads_rl/configs/verl_grpo.sh [extra verl overrides]
+#   TRAIN: the RL annotation file (default $EVADS_DATA/annotations/EVAds_RL.parquet)
+#   VAL:   a separate annotation file to validate on (any schema, e.g. a slice of the test
+#          split); without it validation is off. VIDEO_DIR: default $EVADS_DATA/videos.
+#   WORK:  where the converted parquet files go (default runs/rl/verl).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 : "${EVADS_DATA:?set EVADS_DATA to the folder holding annotations/ and videos/}"
 : "${MODEL:?set MODEL to the policy (the SFT output folder, or a Qwen2.5-VL/Qwen3-VL id)}"
 TRAIN="${TRAIN:-$EVADS_DATA/annotations/EVAds_RL.parquet}"
-export EVADS_ANNOTATIONS="${EVADS_ANNOTATIONS:-$TRAIN}"
+VIDEO_DIR="${VIDEO_DIR:-$EVADS_DATA/videos}"
+WORK="${WORK:-$REPO/runs/rl/verl}"
+PYTHON="${PYTHON:-python3}"
 export EVADS_REWARD_WEIGHTS="${EVADS_REWARD_WEIGHTS:-answer=0.8,trace=0.2,format=1}"
 NGPUS="${NGPUS:-8}"
 
-cd "$EVADS_DATA/annotations"
-python3 -m verl.trainer.main_ppo \
+"$PYTHON" -m evads_rl verl-data "$TRAIN" --video-dir "$VIDEO_DIR" --out "$WORK/train.parquet"
+if [ -n "${VAL:-}" ]; then
+    "$PYTHON" -m evads_rl verl-data "$VAL" --video-dir "$VIDEO_DIR" --out "$WORK/val.parquet"
+    VAL_FILES="$WORK/val.parquet"
+    VAL_FLAGS=(trainer.test_freq=50 trainer.val_before_train=True)
+else
+    echo "no VAL file given: validation off (verl still needs data.val_files; it gets the train file)"
+    VAL_FILES="$WORK/train.parquet"
+    VAL_FLAGS=(trainer.test_freq=-1 trainer.val_before_train=False)
+fi
+
+"$PYTHON" -m verl.trainer.main_ppo \
     algorithm.adv_estimator=grpo \
     algorithm.use_kl_in_reward=False \
-    data.train_files="$TRAIN" \
-    data.val_files="$TRAIN" \
+    data.train_files="$WORK/train.parquet" \
+    data.val_files="$VAL_FILES" \
     data.prompt_key=prompt \
     data.video_key=videos \
     data.train_batch_size=32 \
@@ -51,6 +68,7 @@ python3 -m verl.trainer.main_ppo \
     trainer.project_name=evads \
     trainer.experiment_name=mg_grpo_verl \
     trainer.logger='[console]' \
+    "${VAL_FLAGS[@]}" \
     "$@"
 # With the naive reward manager (one judge call per sample) use instead:
 #   reward_model.reward_manager=naive custom_reward_function.name=compute_score
