@@ -63,33 +63,37 @@ demo: demo-annotations demo-eval demo-density demo-rl  ## the main job on the sa
 # ---- E-VAds as lmms-eval tasks (make eval / make demo-eval) ----
 # Defaults: the sample dataset, the tiny RANDOM Qwen2.5-VL through lmms-eval's own
 # qwen2_5_vl class, the offline similarity judge unless EVADS_JUDGE_BASE_URL is set.
-# Frames: 2 fps as in the paper; MODEL_SEQ_LEN=27307 makes qwen-vl-utils' total video pixel
-# budget 0.9*27307*28*28 = 24576*28*28, the paper's. The demo caps pixels per frame for CPU.
+# Data: EVADS_ANNOTATIONS (default: the sample's) and EVADS_VIDEO_DIR (default: videos/
+# beside the annotations/ folder, see evads_tasks/tasks/utils.py).
+# Frames (README "Frames"): fps=2,max_num_frames=768 as in the paper; MODEL_SEQ_LEN=27307
+# makes qwen-vl-utils' total video pixel budget 0.9*27307*28*28 = 24576*28*28, the paper's,
+# for 14-px-patch models (Qwen2/2.5-VL; Qwen3-VL needs MODEL_SEQ_LEN=20907).
+# The tiny model's runs cap pixels per frame and new tokens (64) for CPU; any other model
+# keeps the official 1524 new tokens. Judge calls run on EVADS_JUDGE_CONCURRENCY (16) threads
+# (the lmms_eval console script passes --process_docs_parallel unless EVAL_FLAGS does).
 TINY_VLM ?= $(OUT)/models/tiny-random-qwen2-5-vl
 MODEL ?= qwen2_5_vl
 MODEL_ARGS ?= pretrained=$(TINY_VLM),device=cpu,device_map=cpu,fps=2,max_num_frames=768,min_pixels=3136,max_pixels=25088
 EVAL_TASKS ?= evads
 EVAL_OUT ?= $(OUT)/eval
-EVAL_FLAGS ?= --gen_kwargs max_new_tokens=64
-EVAL_ANNOTATIONS ?= $(SAMPLE)/annotations/test.parquet
-EVAL_VIDEOS ?= $(SAMPLE)/videos
+EVAL_FLAGS ?=
+TINY_EVAL = $(findstring $(TINY_VLM),$(MODEL_ARGS))
 
 $(TINY_VLM)/TINY_RANDOM_MODEL.md: $(VENV)/.installed
 	$(PY) -m evads_tasks.tiny_model --family qwen2_5_vl --out $(TINY_VLM)
 
-eval: $(if $(EVADS_ANNOTATIONS),,sample) $(if $(findstring $(TINY_VLM),$(MODEL_ARGS)),$(TINY_VLM)/TINY_RANDOM_MODEL.md)  ## lmms-eval on E-VAds (MODEL=, MODEL_ARGS=, EVAL_TASKS=, EVAL_OUT=)
+eval: install $(if $(EVADS_ANNOTATIONS),,sample) $(if $(TINY_EVAL),$(TINY_VLM)/TINY_RANDOM_MODEL.md)  ## lmms-eval on E-VAds (MODEL=, MODEL_ARGS=, EVAL_TASKS=, EVAL_OUT=, EVAL_FLAGS=)
 	@if [ -z "$$EVADS_JUDGE_BASE_URL" ] && [ -z "$$EVADS_JUDGE" ]; then \
 	  echo "judge: offline similarity fallback (NOT the paper's LLM judge; set EVADS_JUDGE_BASE_URL for one)"; fi
-	@case "$(MODEL_ARGS)" in *$(TINY_VLM)*) \
-	  echo "model: tiny RANDOM $(MODEL) built offline: its answers are gibberish, its scores mean nothing";; esac
-	EVADS_ANNOTATIONS=$${EVADS_ANNOTATIONS:-$(EVAL_ANNOTATIONS)} \
-	EVADS_VIDEO_DIR=$${EVADS_VIDEO_DIR:-$(EVAL_VIDEOS)} \
+	@$(if $(TINY_EVAL),echo "model: tiny RANDOM $(MODEL) built offline (answers capped at 64 new tokens): its answers are gibberish and its scores mean nothing")
+	started=$$(date +%s) && \
+	EVADS_ANNOTATIONS=$${EVADS_ANNOTATIONS:-$(SAMPLE)/annotations/test.parquet} \
 	EVADS_JUDGE=$${EVADS_JUDGE:-$$( [ -n "$$EVADS_JUDGE_BASE_URL" ] || echo similarity)} \
 	MODEL_SEQ_LEN=$${MODEL_SEQ_LEN:-27307} \
-	$(VENV)/bin/lmms-eval --model $(MODEL) --model_args "$(MODEL_ARGS)" --tasks $(EVAL_TASKS) \
-	  --include_path "$$($(PY) -m evads_tasks path)" --output_path $(EVAL_OUT) --log_samples \
-	  $(EVAL_FLAGS)
-	$(PY) -m evads_tasks report $(EVAL_OUT)
+	$(VENV)/bin/lmms_eval --model $(MODEL) --model_args "$(MODEL_ARGS)" --tasks $(EVAL_TASKS) \
+	  --output_path $(EVAL_OUT) --log_samples $(if $(TINY_EVAL),--gen_kwargs max_new_tokens=64) \
+	  $(EVAL_FLAGS) && \
+	$(PY) -m evads_tasks report $(EVAL_OUT) --since $$started
 	@echo "results, samples and evads_report.md are under $(EVAL_OUT)"
 
 demo-eval:  ## the sample dataset, tiny random model, offline judge -> runs/demo/eval
@@ -99,7 +103,8 @@ demo-eval:  ## the sample dataset, tiny random model, offline judge -> runs/demo
 # Default: evads_rl/configs/cpu_smoke.yaml = the tiny RANDOM Qwen2-VL on the sample dataset,
 # 2 steps per stage on CPU, offline similarity judge unless EVADS_JUDGE_BASE_URL is set.
 # Others: CONFIG=evads_rl/configs/gpu_1x.yaml (gpu_multi, multinode_vllm_server).
-# RL_FLAGS: e.g. --resume, --set grpo.max_steps=4, --output-dir DIR.
+# RL_FLAGS: e.g. --resume (each stage from its latest checkpoint), --resume grpo=CHECKPOINT,
+# --set grpo.max_steps=4, --output-dir DIR.
 CONFIG ?= evads_rl/configs/cpu_smoke.yaml
 RL_FLAGS ?=
 

@@ -20,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
                                             "--log_samples")
     report.add_argument("--out", help="where to write the Markdown (default: beside the "
                                       "results JSON, as evads_report.md)")
+    report.add_argument("--since", type=float, metavar="UNIX_TIME",
+                        help="only a run whose results were written at or after this time "
+                             "(e.g. $(date +%%s) taken before lmms-eval started): fails when "
+                             "that run left none")
     args = parser.parse_args(argv)
     if args.command == "path":
         print(INCLUDE_PATH)
@@ -27,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from .run_report import write_report
 
     try:
-        path = write_report(args.results_dir, args.out)
+        path = write_report(args.results_dir, args.out, args.since)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

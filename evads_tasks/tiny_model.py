@@ -19,6 +19,7 @@ from .annotations.task_labels import TASKS
 FAMILIES = ("qwen2_vl", "qwen2_5_vl")
 DEFAULT_ROOT = Path("runs/models")
 NOTICE_FILE = "TINY_RANDOM_MODEL.md"
+FOLDER_PREFIX = "tiny-random-"
 NOTICE = ("tiny random {family} (offline smoke-test model, random weights: "
           "its answers are gibberish and its scores mean nothing)")
 
@@ -136,7 +137,7 @@ def build_tiny_vlm(family: str, out_dir: Path, seed: int = 0) -> Path:
 
 def ensure_tiny_vlm(family: str = "qwen2_5_vl", root: Path | None = None, seed: int = 0) -> Path:
     """The folder of the tiny model of ``family``, built on first use."""
-    out_dir = Path(root or DEFAULT_ROOT) / f"tiny-random-{family.replace('_', '-')}"
+    out_dir = Path(root or DEFAULT_ROOT) / f"{FOLDER_PREFIX}{family.replace('_', '-')}"
     if not (out_dir / NOTICE_FILE).is_file():
         build_tiny_vlm(family, out_dir, seed)
     return out_dir
@@ -145,6 +146,12 @@ def ensure_tiny_vlm(family: str = "qwen2_5_vl", root: Path | None = None, seed: 
 def is_tiny_random(path: str | Path) -> bool:
     """Whether a model folder is one of these tiny random models."""
     return (Path(path) / NOTICE_FILE).is_file()
+
+
+def looks_tiny_random(path: str | Path) -> bool:
+    """Whether a model path is named like these models' folders, wherever it lies
+    (for reports read away from the folder: a stand-in must never pass for a model)."""
+    return Path(str(path).rstrip("/")).name.startswith(FOLDER_PREFIX)
 
 
 def main(argv: list[str] | None = None) -> None:

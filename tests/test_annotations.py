@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pyarrow as pa
@@ -55,13 +54,15 @@ def test_every_rl_row_loads_with_events_category_and_duration(rl_records):
         assert record.split == "rl" and record.task_inferred
 
 
-def test_every_rl_video_has_five_questions_one_per_task(rl_records):
-    tasks = defaultdict(list)
-    for record in rl_records:
-        tasks[record.video_id].append(record.task)
-    assert len(tasks) == 196
-    for video, labels in tasks.items():
-        assert sorted(labels) == sorted(TASK_CODES), video
+def test_loader_labels_rl_videos_as_the_hand_labels(rl_records):
+    """The loader groups each video's questions for ``assign_tasks``: on the hand-labelled
+    videos (tests/fixtures/rl_task_labels.jsonl) its labels are the person's."""
+    hand = [json.loads(line) for line in (REPO / "tests/fixtures/rl_task_labels.jsonl")
+            .read_text(encoding="utf-8").splitlines()]
+    loaded = {r.question_id: r.task for r in rl_records}
+    assert len({r.video_id for r in rl_records}) == 196
+    assert {row["question_id"]: loaded[row["question_id"]] for row in hand} == {
+        row["question_id"]: row["task"] for row in hand}
 
 
 # ---- round-trips -------------------------------------------------------------------
@@ -250,6 +251,72 @@ def test_corrupt_jsonl_line_is_named(tmp_path):
 
 def test_missing_file(tmp_path):
     assert "file not found" in str(load_error(tmp_path / "nope.parquet"))
+
+
+@pytest.mark.parametrize("typo", ["annotations/test.parquet", "data/test.jsonl", "./x/y",
+                                  "~/evads/test.json"])
+def test_a_mistyped_relative_path_is_a_missing_file_not_a_hub_id(tmp_path, monkeypatch, typo):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AnnotationError, match="file not found"):
+        load_annotations(typo)
+
+
+def test_unknown_split_in_normalized_rows_is_named(tmp_path):
+    path = write_jsonl(hand_records("rl"), tmp_path / "n.jsonl")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    rows[3]["split"] = "validation"
+    error = load_error(write_rows(tmp_path / "bad.jsonl", rows))
+    assert (error.row, error.field) == (3, "split") and "'validation'" in str(error)
+    with pytest.raises(ValueError, match="split must be one of"):
+        dataclasses.replace(hand_records("rl")[0], split="dev")
+
+
+def rl_rows(tmp_path) -> list[dict]:
+    path = write_schema(hand_records("rl"), tmp_path / "rl.jsonl", "rl")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_single_verifier_object_is_accepted(tmp_path):
+    rows = rl_rows(tmp_path)
+    for row in rows:
+        row["reward_model"]["verifier"] = row["reward_model"]["verifier"][0]
+    assert load_annotations(write_rows(tmp_path / "one.jsonl", rows)) == hand_records("rl")
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    (lambda r: r["reward_model"].update(verifier=["clues only as text"]),
+     "reward_model.verifier", "got str"),
+    (lambda r: r["reward_model"].update(verifier=[{"clues": ["a"], "meta_info": ""}]),
+     "reward_model.verifier.clues", "expected str, got list"),
+    (lambda r: (r.update(videos=[]), r["extra_info"].pop("video_path")),
+     "videos", "empty list of videos"),
+    (lambda r: (r.update(videos=[""]), r["extra_info"].pop("video_path")),
+     "videos", "expected a video path"),
+])
+def test_malformed_training_rows_name_the_field(tmp_path, change, field, message):
+    rows = rl_rows(tmp_path)
+    change(rows[2])
+    error = load_error(write_rows(tmp_path / "bad.jsonl", rows))
+    assert (error.row, error.field) == (2, field) and message in str(error)
+
+
+def test_hub_split_without_a_file_lists_the_files(tmp_path):
+    """A hub dataset already in the local hub cache, read offline by the real hub client."""
+    snapshot = tmp_path / "hub" / "datasets--owner--dataset" / "snapshots" / "abc123"
+    write_schema(hand_records("rl"), snapshot / "annotations" / "rl.parquet", "rl")
+    write_schema(hand_records("sft"), snapshot / "annotations" / "sft.parquet", "sft")
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc123")
+    code = ("import sys\nfrom evads_tasks.annotations import load_annotations\n"
+            "print(len(load_annotations('owner/dataset', split=sys.argv[1])))")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    runs = {split: subprocess.run([sys.executable, "-c", code, split], cwd=REPO, env=env,
+                                  capture_output=True, text=True, timeout=120)
+            for split in ("test", "sft")}
+    assert runs["sft"].returncode == 0 and runs["sft"].stdout.strip() == "5", runs["sft"].stderr
+    assert runs["test"].returncode != 0
+    assert "no annotation file for split 'test'" in runs["test"].stderr
+    assert "annotations/rl.parquet, annotations/sft.parquet" in runs["test"].stderr
 
 
 # ---- videos ------------------------------------------------------------------------

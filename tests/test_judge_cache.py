@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 from judge_server import JudgeServer
 
-from evads_tasks.judge import CACHE_FILE, HttpJudge, JudgeCache, JudgeRequest, judge_from_env
+from evads_tasks.judge import (
+    CACHE_FILE,
+    HttpJudge,
+    JudgeCache,
+    JudgeConfigError,
+    JudgeRequest,
+    judge_from_env,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,6 +57,22 @@ def test_a_rerun_makes_zero_http_calls_even_from_a_new_client(tmp_path: Path) ->
         assert server.calls == 21  # the judge model is part of the key
 
 
+def test_servers_on_other_ports_or_paths_never_share_verdicts(tmp_path: Path) -> None:
+    item = requests(1)[0]
+    with JudgeServer() as first, JudgeServer(lambda messages: "Answer: 0.25") as second:
+        with make_judge(first, tmp_path) as judge:
+            assert judge.judge(item).score == 0.0
+        with make_judge(second, tmp_path) as judge:  # same host and model, another port
+            assert judge.judge(item).score == 0.25
+        with HttpJudge(second.url.removesuffix("/v1"), "qwen-plus", cache_dir=tmp_path,
+                       max_attempts=1, progress=False) as judge:  # same port, another path
+            judge.judge(item)
+        with HttpJudge(second.url.upper().replace("/V1", "/v1") + "/", "qwen-plus",
+                       cache_dir=tmp_path, progress=False) as judge:  # the same endpoint
+            assert judge.judge(item).cached
+        assert (first.calls, second.calls) == (1, 2)
+
+
 def test_only_parsed_verdicts_are_cached(tmp_path: Path) -> None:
     with JudgeServer(faults=["garbage", "garbage"]) as server, \
             make_judge(server, tmp_path) as judge:
@@ -64,6 +87,20 @@ def test_a_corrupt_cache_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / CACHE_FILE).write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(ValueError, match=f"{CACHE_FILE}: not a usable judge cache"):
         JudgeCache(tmp_path)
+
+
+def test_a_corrupt_cache_blames_the_cache_not_the_url(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / CACHE_FILE).write_bytes(b"this is not sqlite" * 100)
+    monkeypatch.delenv("EVADS_JUDGE", raising=False)
+    monkeypatch.setenv("EVADS_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("EVADS_JUDGE_MODEL", "qwen-plus")
+    monkeypatch.setenv("EVADS_CACHE_DIR", str(tmp_path))
+    with pytest.raises(JudgeConfigError) as caught:
+        judge_from_env()
+    assert str(tmp_path / CACHE_FILE) in str(caught.value)
+    assert "EVADS_CACHE_DIR" in str(caught.value)
+    assert "EVADS_JUDGE_BASE_URL" not in str(caught.value)
 
 
 def _cached_rows(path: Path) -> int:

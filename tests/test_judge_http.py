@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from judge_server import GARBAGE_REPLY, JudgeServer
 
-from evads_tasks.judge import HttpJudge, JudgeRequest, build_messages
+from evads_tasks.judge import NO_ANSWER, HttpJudge, JudgeRequest, build_messages
 from evads_tasks.judge.http_judge import backoff_delay, retry_after_seconds
 
 SECRET = "sk-evads-test-SECRET-4242"
@@ -84,10 +84,38 @@ def test_a_persistent_fault_is_an_error_after_the_budget(tmp_path: Path, fault: 
         result = judge.judge(request("红色", "红色的"))
         assert result.score is None
         assert result.error is not None and reason in result.error
-        assert "after 3 attempt(s)" in result.error
-        assert server.calls == 3
+        budget = 2 if fault == "garbage" else 3  # unparseable replies: asked once more only
+        assert f"after {budget} attempt(s)" in result.error
+        assert server.calls == budget
         assert result.raw == (GARBAGE_REPLY if fault == "garbage" else None)
         assert len(judge.cache) == 0
+
+
+def test_unparseable_replies_have_their_own_budget(tmp_path: Path) -> None:
+    """Transport failures count against max_attempts, unparseable replies against 2."""
+    with JudgeServer(faults=["500", "500", "garbage", None]) as server, \
+            make_judge(server, tmp_path) as judge:
+        assert judge.judge(request("红色", "红色的")).score == 1.0
+        assert server.calls == 4
+    with JudgeServer(faults=["500", "garbage", "500", "garbage", None]) as server, \
+            make_judge(server, tmp_path / "b") as judge:
+        result = judge.judge(request("红色", "红色的"))
+        assert result.score is None and "after 4 attempt(s): unparseable" in result.error
+        assert server.calls == 4
+    with JudgeServer(faults=["garbage", None]) as server, \
+            make_judge(server, tmp_path / "c", unparseable_attempts=1) as judge:
+        assert judge.judge(request("红色", "红色的")).score is None
+        assert server.calls == 1
+
+
+@pytest.mark.parametrize("rubric", ["answer", "trace"])
+def test_an_empty_answer_scores_0_without_a_call(tmp_path: Path, rubric: str) -> None:
+    with JudgeServer() as server, make_judge(server, tmp_path) as judge:
+        for empty in ("", "  \n "):
+            result = judge.judge(JudgeRequest("q", "m", "c", "r", empty, rubric))
+            assert (result.score, result.raw, result.error) == (0.0, NO_ANSWER, None)
+            assert result.judge == judge.name
+        assert server.calls == 0 and len(judge.cache) == 0
 
 
 def test_a_refused_key_is_not_retried(tmp_path: Path) -> None:

@@ -21,6 +21,15 @@ WELL_FORMED = [
     ("**Answer:** 0.75", 0.75),
     ("Answer: 1.0.", 1.0),
 ]
+MARKDOWN = [
+    ("**Answer**: 0.75", 0.75),
+    ("__Answer__: 0.25", 0.25),
+    ("The reply covers the price.\n**Answer:**\n0.5", 0.5),
+    ("Answer:\n0.75", 0.75),
+    ("Answer:\n\n**1.0**", 1.0),
+    ("**答案**：0.5", 0.5),
+    ("**Reference answer**: 1\n**Answer**: 0.25", 0.25),
+]
 EXTRA_TEXT = [
     ("The answer names the price and the audience.\nAnswer: 0.75\nThanks.", 0.75),
     ("Reasoning: misses the brand (2 of 4 points).\nFinal Answer: 0.5", 0.5),
@@ -50,10 +59,14 @@ UNPARSEABLE = [
     ("Answer: -0.25", "negative"),
     ("Answer: 75%", "percentage"),
     ("答案：1.5", "Chinese, out of range"),
+    ("**Answer**: 0.6", "Markdown label, not a level"),
+    ("Answer:\nThe model answer is about right, 0.5", "next line is not a score"),
+    ("Answer:\n0.5 or 0.75", "next line holds two numbers"),
+    ("Answer:\n\n", "label with nothing after it"),
 ]
 
 
-@pytest.mark.parametrize(("reply", "score"), WELL_FORMED + EXTRA_TEXT + CHINESE)
+@pytest.mark.parametrize(("reply", "score"), WELL_FORMED + MARKDOWN + EXTRA_TEXT + CHINESE)
 def test_valid_replies_give_their_level(reply: str, score: float) -> None:
     assert parse_score(reply) == score
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evads_tasks.judge import JudgeRequest, SimilarityJudge
+from evads_tasks.judge import NO_ANSWER, JudgeRequest, SimilarityJudge
 from evads_tasks.judge.similarity import NAME, char_f1, similarity_level
 from evads_tasks.text_units import text_units
 
@@ -44,7 +44,8 @@ def test_identical_answer_is_perfect_and_unrelated_is_zero(judge: SimilarityJudg
     for result in (same, unrelated):
         assert result.judge == FALLBACK and result.error is None and not result.cached
         assert result.raw.startswith(FALLBACK)
-    assert judge.judge(ask(REFERENCE, "  ")).score == 0.0
+    empty = judge.judge(ask(REFERENCE, "  "))
+    assert (empty.score, empty.raw) == (0.0, NO_ANSWER)  # the rule every judge shares
 
 
 def test_partial_answers_score_between(judge: SimilarityJudge) -> None:

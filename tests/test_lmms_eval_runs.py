@@ -5,13 +5,15 @@
 - ``lmms-eval --include_path "$(python -m evads_tasks path)"`` with the tiny RANDOM
   Qwen2.5-VL through lmms-eval's own ``qwen2_5_vl`` class, decoding real frames;
 - ``lmms_eval tasks subtasks``: with lmms-eval's built-in tasks indexed, every E-VAds name
-  still resolves to our files (no clash).
+  still resolves to our files (no clash);
+- ``make eval`` with a user's annotations, and with a run that fails.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 from judge_server import GARBAGE_REPLY, JudgeServer, fake_judge_policy
 
 from evads_tasks.annotations import CATEGORIES, load_annotations
-from evads_tasks.judge.prompts import SECTION_METADATA, read_sections
+from evads_tasks.judge.prompts import SECTION_METADATA, SECTION_QUESTION, read_sections
 from evads_tasks.tasks import INCLUDE_PATH
 from evads_tasks.tasks.utils import OFFICIAL_INSTRUCTION
 from evads_tasks.tiny_model import ensure_tiny_vlm
@@ -61,14 +63,19 @@ def _report(out: Path) -> str:
 def test_console_script_dummy_model_loopback_judge(sample_dir, tmp_path):
     records = load_annotations(sample_dir / "annotations" / "test.parquet")
     videos = sorted({r.video_id for r in records})
-    # the judge fails on every question of the first video (one per task)
+    # the judge fails on every question of the first video (one per task) and on one more BP
+    # question, so that the tasks have different numbers of judged answers
     failing = {r.metadata_text().strip() for r in records if r.video_id == videos[0]}
+    extra = next(r for r in records if r.video_id == videos[2] and r.task == "BP")
     hit = next(r for r in records if r.video_id == videos[1] and r.task == "BP")
     response = hit.answer.replace(",", " ").replace("=", " ")  # model_args syntax
 
     def policy(messages):
         metadata = read_sections(str(messages[-1]["content"]))[SECTION_METADATA]
-        return GARBAGE_REPLY if metadata.strip() in failing else fake_judge_policy(messages)
+        question = read_sections(str(messages[-1]["content"]))[SECTION_QUESTION]
+        if metadata.strip() in failing or question.strip() == extra.question:
+            return GARBAGE_REPLY
+        return fake_judge_policy(messages)
 
     user_tasks = tmp_path / "user_tasks"
     user_tasks.mkdir()
@@ -81,21 +88,24 @@ def test_console_script_dummy_model_loopback_judge(sample_dir, tmp_path):
         results, samples, _ = _run(
             [str(BIN / "lmms_eval"), "--model", "dummy",
              "--model_args", f"response={response},read_bytes=1",
-             "--tasks", "evads_perception,evads_reasoning", "--include_path", str(user_tasks),
+             "--tasks", "evads", "--include_path", str(user_tasks),
              "--output_path", str(out), "--log_samples"], env, out)
         calls, url = server.calls, server.url
 
     assert results["config"]["resolved_cli_args"]["include_path"] == [str(user_tasks),
                                                                         str(INCLUDE_PATH)]
-    assert calls == len(records)
+    # judge threads: EVADS_JUDGE_CONCURRENCY (default 16), not lmms-eval's 4
+    assert results["config"]["process_docs_parallel"] == 16
+    assert calls == len(records) + 6  # a garbage reply is asked once more
     scores = results["results"]
     for task in TASKS:
         logged = samples[task]
+        errors = 2 if task == "evads_bp" else 1
         assert len(logged) == len(records) // 5
-        assert scores[task]["judge_errors,none"] == 1
+        assert scores[task]["judge_errors,none"] == errors
         judged = [s["judge_errors"]["judge_score"] for s in logged
                   if s["judge_errors"]["error"] is None]
-        assert len(judged) == len(logged) - 1
+        assert len(judged) == len(logged) - errors
         assert scores[task]["evads_r5,none"] == pytest.approx(sum(judged) / len(judged))
         for sample in logged:
             record = sample["judge_errors"]
@@ -112,7 +122,7 @@ def test_console_script_dummy_model_loopback_judge(sample_dir, tmp_path):
                    if s["judge_errors"]["question_id"] == hit.question_id)
     assert perfect["judge_errors"]["judge_score"] == 1.0
     assert perfect["evads_r2"]["score"] == 1.0
-    assert scores["evads_perception"]["judge_errors,none"] == 2
+    assert scores["evads_perception"]["judge_errors,none"] == 3
     assert scores["evads_reasoning"]["judge_errors,none"] == 3
     for group, members in (("evads_perception", TASKS[:2]), ("evads_reasoning", TASKS[2:])):
         for metric in METRICS:  # weight_by_size over equal-sized tasks: the plain mean
@@ -124,7 +134,23 @@ def test_console_script_dummy_model_loopback_judge(sample_dir, tmp_path):
     assert "not a real model" in report
     for category in CATEGORIES:
         assert f"| {category} | " in report
-    assert "| Overall | 40 | 35 | 5 |" in report
+    # the report's group rows are lmms-eval's group values, judge errors and all
+    for row, group in (("Perception", "evads_perception"),
+                       ("Cognition & Reasoning", "evads_reasoning"), ("Overall", "evads")):
+        cells = _row(report, row)
+        for cell, metric in zip(cells[3:], METRICS, strict=True):
+            assert float(cell) == pytest.approx(scores[group][f"{metric},none"], abs=5e-5)
+    assert _row(report, "Overall")[:3] == ["40", "34", "6"]
+    judged_r5 = [s["evads_r5"]["score"] for task in TASKS for s in samples[task]
+                 if "score" in s["evads_r5"]]
+    pooled = sum(judged_r5) / len(judged_r5)
+    assert abs(pooled - scores["evads"]["evads_r5,none"]) > 1e-3  # the two methods differ here
+
+
+def _row(report: str, name: str) -> list[str]:
+    """The cells after the name of the report's table row ``name``."""
+    line = next(line for line in report.splitlines() if line.startswith(f"| {name} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")[1:]]
 
 
 def test_tiny_qwen2_5_vl_through_lmms_eval_decodes_frames(sample_dir, tmp_path):
@@ -137,11 +163,13 @@ def test_tiny_qwen2_5_vl_through_lmms_eval_decodes_frames(sample_dir, tmp_path):
                EVADS_CACHE_DIR=str(tmp_path / "cache"))
     results, samples, output = _run(
         [str(BIN / "lmms-eval"), "--model", "qwen2_5_vl", "--model_args",
+         # 1 fps for CPU time: the chat backend (asserted below) hands fps to qwen-vl-utils
          f"pretrained={model},device=cpu,device_map=cpu,fps=1,max_pixels=12544,min_pixels=3136",
          "--tasks", "evads", "--limit", "1", "--gen_kwargs", "max_new_tokens=8",
          "--include_path", include, "--output_path", str(out), "--log_samples"], env, out)
 
     assert "qwen-vl-utils using decord to read video" in output  # real frames, real decoder
+    assert results["config"]["model_backend"].endswith("qwen2_5_vl.Qwen2_5_VL (chat)")
     assert set(samples) == set(TASKS)
     for task in TASKS:
         (sample,) = samples[task]
@@ -162,3 +190,55 @@ def test_names_do_not_clash_with_builtin_tasks():
     for task in TASKS:
         assert rows[task] == str(INCLUDE_PATH / f"{task}.yaml")
     assert not [name for name in rows if name.startswith("evads") and name not in TASKS]
+
+
+def _make(target: str, *settings: str, env: dict[str, str],
+          dry_run: bool = False) -> subprocess.CompletedProcess:
+    """``make TARGET`` with this interpreter's venv, never reinstalling it."""
+    venv = Path(sys.executable).parents[1]
+    return subprocess.run(["make", "--no-print-directory", *(["-n"] if dry_run else []),
+                           "-o", f"{venv}/.installed", target, f"VENV={venv}", *settings],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_make_eval_with_a_users_data_and_a_run_that_fails(sample_dir, tmp_path):
+    """A user's annotations in the authors' layout: their own videos/ (not the sample's), the
+    official 1524 new tokens, judge threads = EVADS_JUDGE_CONCURRENCY; then a failed run must
+    fail `make eval` although the first run's results lie in the same folder."""
+    root = tmp_path / "evads"
+    (root / "annotations").mkdir(parents=True)
+    shutil.copy(sample_dir / "annotations" / "test.parquet", root / "annotations")
+    shutil.copytree(sample_dir / "videos", root / "videos")
+    out = tmp_path / "out"
+    env = _env(EVADS_ANNOTATIONS=str(root / "annotations" / "test.parquet"),
+               EVADS_JUDGE="similarity", EVADS_JUDGE_CONCURRENCY="3",
+               EVADS_CACHE_DIR=str(tmp_path / "cache"))
+    settings = ("MODEL=dummy", "MODEL_ARGS=response=a,read_bytes=1", f"EVAL_OUT={out}",
+                "EVAL_FLAGS=--limit 1")
+    done = _make("eval", *settings, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (results_path,) = out.rglob("*_results.json")
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    assert results["config"]["process_docs_parallel"] == 3
+    assert all(config["generation_kwargs"]["max_new_tokens"] == 1524
+               for config in results["configs"].values())
+    assert "max_new_tokens=64" not in done.stdout and "tiny RANDOM" not in done.stdout
+    assert (results_path.parent / "evads_report.md").is_file()
+
+    first_video = sorted((root / "videos").iterdir())[0]
+    first_video.unlink()  # the sample's copy still exists: only the user's folder may be used
+    failed = _make("eval", *settings, env=env)
+    assert failed.returncode != 0
+    assert "no lmms-eval *_results.json" in failed.stderr and "written since" in failed.stderr
+    assert str(first_video) in failed.stdout + failed.stderr
+
+
+def test_only_the_tiny_models_runs_cap_new_tokens():
+    venv_env = _env()
+    tiny = _make("demo-eval", env=venv_env, dry_run=True).stdout
+    user = _make("eval", "MODEL=qwen2_5_vl", "MODEL_ARGS=pretrained=/models/Qwen2.5-VL-7B",
+                 env={**venv_env, "EVADS_ANNOTATIONS": "/data/test.parquet"},
+                 dry_run=True).stdout
+    assert "--gen_kwargs max_new_tokens=64" in tiny
+    assert "max_new_tokens" not in user and "lmms_eval --model qwen2_5_vl" in user
+    assert "EVADS_VIDEO_DIR" not in user  # videos/ beside the user's annotations/ folder

@@ -15,8 +15,9 @@ from lmms_eval import utils as lmms_utils
 from lmms_eval.tasks import TaskManager
 
 from evads_tasks.annotations import TASK_CODES, TASKS, AnnotationError, EvadsRecord, write_schema
+from evads_tasks.judge import NO_ANSWER
 from evads_tasks.tasks import INCLUDE_PATH
-from evads_tasks.tasks.utils import OFFICIAL_INSTRUCTION, judged_text
+from evads_tasks.tasks.utils import OFFICIAL_INSTRUCTION, judged_text, process_results
 
 TASK_NAMES = {f"evads_{code.lower()}": code for code in TASK_CODES}
 GROUPS = {"evads_perception": ["evads_bp", "evads_cm"],
@@ -135,6 +136,47 @@ def test_missing_video_names_question_and_path(task_manager, benchmark):
     (benchmark / "videos" / "102.mp4").unlink()
     message = str(_build_error(task_manager, "evads_ml"))
     assert "102-ML" in message and str(benchmark / "videos" / "102.mp4") in message
+
+
+def test_videos_two_levels_up_only_beside_an_annotations_folder(task_manager, benchmark,
+                                                               monkeypatch):
+    """``<root>/videos`` serves ``<root>/annotations/x.parquet``, not ``<root>/other/x``."""
+    other = benchmark / "other" / "test.parquet"
+    other.parent.mkdir()
+    other.write_bytes((benchmark / "annotations" / "test.parquet").read_bytes())
+    monkeypatch.setenv("EVADS_ANNOTATIONS", str(other))
+    assert "no video directory configured" in str(_build_error(task_manager, "evads_bp"))
+    (benchmark / "videos").rename(other.parent / "videos")  # videos/ beside the file itself
+    doc = next(iter(_build(task_manager, "evads_bp").test_docs()))
+    assert doc["video_path"] == str(other.parent / "videos" / "101.mp4")
+
+
+@pytest.mark.parametrize("name", ["101.mkv", "101.MP4"])
+def test_a_video_suffix_lmms_eval_would_drop_is_refused(task_manager, benchmark, monkeypatch,
+                                                        name):
+    """lmms-eval's qwen2_5_vl ignores visuals not ending in .mp4/.avi/.mov: fail instead."""
+    records = [EvadsRecord(
+        question_id=f"odd-{code}", video_id="101", video_file=f"../videos/{name}",
+        question="q?", answer="a", task=code, task_inferred=True, split="rl",
+        metadata=METADATA) for code in TASK_CODES]
+    path = write_schema(records, benchmark / "annotations" / "odd.jsonl", "normalized")
+    (benchmark / "videos" / "101.mp4").rename(benchmark / "videos" / name)
+    monkeypatch.setenv("EVADS_ANNOTATIONS", str(path))
+    message = str(_build_error(task_manager, "evads_cm"))
+    assert "odd-CM" in message and str(benchmark / "videos" / name) in message
+    assert "unsupported suffix" in message
+
+
+def test_an_empty_answer_scores_0_without_a_judge_call(task_manager, benchmark):
+    task = _build(task_manager, "evads_bp")
+    doc = next(iter(task.test_docs()))
+    for response in ("", "<think>only thinking, cut off", "<answer> </answer>"):
+        values = process_results(doc, [response])
+        record = values["judge_errors"]
+        assert (record["judge_score"], record["raw"], record["no_answer"]) == (0.0, NO_ANSWER,
+                                                                              True)
+        assert values["evads_r5"]["score"] == 0.0 and values["evads_g"]["score"] == 0.0
+    assert process_results(doc, [doc["answer"]])["judge_errors"]["no_answer"] is False
 
 
 def test_bad_annotation_file_is_named(task_manager, benchmark, monkeypatch):

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +20,8 @@ from evads_tasks.metrics import (
     sample_metrics,
     total_over_tasks,
 )
-from evads_tasks.run_report import ScoredSample, format_report, summarize
+from evads_tasks.run_report import ScoredSample, format_report, model_description, summarize
+from evads_tasks.tiny_model import NOTICE_FILE
 
 IDS = {"question_id": "q1", "video_id": "v1", "task": "BP", "category": "Personal Care"}
 JUDGE = {"judge": "test-judge", "raw": "Answer: 0.75", "error": None, "cached": False,
@@ -74,10 +81,12 @@ def test_report_rows_per_task_dimension_overall_and_category():
     assert perception["evads_r5"] == pytest.approx(0.75)
     assert perception["evads_r2"] == pytest.approx(0.5)
     reasoning = summary["dimensions"]["Cognition & Reasoning"]
-    assert (reasoning["questions"], reasoning["judged"], reasoning["evads_r5"]) == (2, 1, 0.0)
+    # a task with no judged answer has no mean, so neither has its group (as in lmms-eval)
+    assert (reasoning["questions"], reasoning["judged"]) == (2, 1)
+    assert math.isnan(reasoning["evads_r5"])
     overall = summary["dimensions"]["Overall"]
     assert (overall["questions"], overall["judge_errors"]) == (4, 1)
-    assert overall["evads_r5"] == pytest.approx(0.5)
+    assert math.isnan(overall["evads_r5"])
     assert summary["categories"]["Others"]["evads_r5"] == pytest.approx(0.5)
 
     text = format_report({"config": {"model": "dummy", "model_args": "response=x", "limit": 2}},
@@ -87,3 +96,82 @@ def test_report_rows_per_task_dimension_overall_and_category():
     assert "not the paper's LLM judge" in text
     assert "not a real model" in text
     assert "partial run" in text
+    assert "size-weighted mean of the task rows" in text
+
+
+def test_group_rows_weight_task_means_by_task_size_not_pooled_answers():
+    """BP: 4 questions, 1 judged (1.0); CM: 2 questions, both judged (0.0). lmms-eval's group:
+    (1.0*4 + 0.0*2) / 6 = 2/3; pooling the 3 judged answers would give 1/3."""
+    samples = ([_sample("BP", "Others", 1.0)] + [_sample("BP", "Others", None)] * 3
+               + [_sample("CM", "Others", 0.0)] * 2)
+    perception = summarize(samples)["dimensions"]["Perception"]
+    assert perception["evads_r5"] == pytest.approx(2 / 3)
+    assert (perception["questions"], perception["judged"], perception["judge_errors"]) == (6, 3,
+                                                                                           3)
+
+
+def test_the_tiny_random_label_does_not_depend_on_the_working_directory(tmp_path,
+                                                                        monkeypatch):
+    repo = tmp_path / "repo"
+    model = ensure_tiny_notice(repo / "runs" / "models" / "tiny-random-qwen2-5-vl")
+    run_dir = repo / "runs" / "eval" / "models__tiny-random-qwen2-5-vl"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    relative = {"model": "qwen2_5_vl",
+                "model_args": f"pretrained={model.relative_to(repo)},device=cpu"}
+    assert "tiny RANDOM" in model_description(relative, run_dir)  # found above the run
+    moved = {"model": "qwen2_5_vl", "model_args": "pretrained=/gone/tiny-random-qwen2-vl/"}
+    assert "tiny RANDOM" in model_description(moved, run_dir)  # its folder name says so
+    real = {"model": "qwen2_5_vl", "model_args": "pretrained=Qwen/Qwen2.5-VL-7B-Instruct"}
+    assert "tiny RANDOM" not in model_description(real, run_dir)
+
+
+def ensure_tiny_notice(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / NOTICE_FILE).write_text("tiny random", encoding="utf-8")
+    return folder
+
+
+def write_run(folder: Path, samples: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    results = folder / "20260101_000000_results.json"
+    results.write_text(json.dumps({"config": {"model": "dummy", "model_args": ""}}))
+    (folder / "20260101_000000_samples_evads_bp.jsonl").write_text(
+        "".join(line + "\n" for line in samples), encoding="utf-8")
+    return results
+
+
+GOOD_LINE = json.dumps({JUDGE_METRIC: {**IDS, **JUDGE}})
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("{not json", "not JSON"),
+    (json.dumps({JUDGE_METRIC: {"judge_score": 1.0, "task": "BP"}}), "lacks question_id"),
+    (json.dumps({JUDGE_METRIC: {**IDS, **JUDGE, "task": "XX"}}), "unknown task 'XX'"),
+    (json.dumps({JUDGE_METRIC: {**IDS, **JUDGE, "judge_score": 0.6}}), "judge_score"),
+    (json.dumps({"evads_r5": {}}), "no E-VAds judge record"),
+])
+def test_a_malformed_sample_log_names_file_and_line(tmp_path, line, message):
+    write_run(tmp_path / "run", [GOOD_LINE, line])
+    done = report_cli(str(tmp_path / "run"))
+    assert done.returncode == 2
+    assert "_samples_evads_bp.jsonl, line 2" in done.stderr and message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_report_since_refuses_an_older_run(tmp_path):
+    results = write_run(tmp_path / "run", [GOOD_LINE])
+    old = time.time() - 3600
+    os.utime(results, (old, old))
+    started = int(time.time())
+    done = report_cli(str(tmp_path / "run"), "--since", str(started))
+    assert done.returncode == 2 and "no lmms-eval *_results.json" in done.stderr
+    assert "written since" in done.stderr
+    assert report_cli(str(tmp_path / "run"), "--since", str(int(old))).returncode == 0
+
+
+def report_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "evads_tasks", "report", *args],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])

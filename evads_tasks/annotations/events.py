@@ -124,12 +124,3 @@ def render_metadata(category: str | None, duration: float | None, events: tuple[
     lines += [event.render(speech_label) for event in events]
     return "\n".join(lines)
 
-
-def speech_text(events: tuple[Event, ...]) -> str:
-    """All ASR text, in time order, joined by spaces."""
-    return " ".join(e.asr for e in events if e.asr)
-
-
-def screen_text(events: tuple[Event, ...]) -> list[str]:
-    """All OCR segments in time order (repeats kept: counting policy is the caller's)."""
-    return [segment for e in events for segment in e.ocr]

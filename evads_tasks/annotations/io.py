@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .errors import AnnotationError
+from .hub import download_hub_dataset
 from .record import EvadsRecord
 from .schemas import (
     detect_schema,
@@ -26,6 +27,7 @@ from .task_classifier import assign_tasks
 ANNOTATIONS_ENV = "EVADS_ANNOTATIONS"
 HUB_DATASET = "TaobaoTmall-AlgorithmProducts/E-VAds_Benchmark"
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_FILE_SUFFIXES = (".parquet", ".jsonl", ".ndjson", ".json")
 
 
 def read_rows(path: str | os.PathLike) -> list[dict]:
@@ -112,23 +114,29 @@ def parse_rows(rows: list[Mapping], source: str = "<rows>") -> list[EvadsRecord]
 
 
 def _hub_files(dataset_id: str, split: str | None) -> list[Path]:
-    """Download the annotation parquet files of a hub dataset (needs network access)."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        folder = Path(snapshot_download(dataset_id, repo_type="dataset",
-                                        allow_patterns=["annotations/*", "*.parquet"]))
-    except Exception as exc:
-        raise AnnotationError(
-            f"could not fetch hub dataset {dataset_id!r} ({type(exc).__name__}: {exc}); "
-            f"offline, point {ANNOTATIONS_ENV} at a local annotation file", file=dataset_id
-        ) from None
-    files = sorted(folder.rglob("*.parquet"))
-    if split:
-        files = [f for f in files if split.lower() in f.name.lower()] or files
-    if not files:
+    """The annotation parquet files of a hub dataset (of ``split`` when given)."""
+    folder = download_hub_dataset(
+        dataset_id, ["annotations/*", "*.parquet"],
+        f"offline, point {ANNOTATIONS_ENV} at a local annotation file")
+    found = sorted(folder.rglob("*.parquet"))
+    if not found:
         raise AnnotationError("hub dataset has no parquet annotations", file=dataset_id)
+    files = [f for f in found if split.lower() in f.name.lower()] if split else found
+    if not files:
+        names = ", ".join(str(f.relative_to(folder)) for f in found)
+        raise AnnotationError(f"no annotation file for split {split!r} (files: {names})",
+                              file=dataset_id)
     return files
+
+
+def looks_like_path(source: str) -> bool:
+    """Whether ``source`` names a file rather than a hub id (``owner/name``).
+
+    A file suffix, a leading ``.``, ``/`` or ``~``, or more than one path separator make it a
+    path, so a mistyped ``annotations/test.parquet`` fails as a missing file, not a download.
+    """
+    return (Path(source).suffix.lower() in _FILE_SUFFIXES or source.startswith((".", "~"))
+            or not _HUB_ID.match(source))
 
 
 def load_annotations(source: str | os.PathLike | None = None,
@@ -141,7 +149,7 @@ def load_annotations(source: str | os.PathLike | None = None,
     if not source:
         raise AnnotationError(f"no annotations given: pass a path or set {ANNOTATIONS_ENV}")
     path = Path(source).expanduser()
-    if path.exists() or not _HUB_ID.match(str(source)):
+    if path.exists() or looks_like_path(str(source)):
         return parse_rows(read_rows(path), str(path))
     return [record for file in _hub_files(str(source), split)
             for record in parse_rows(read_rows(file), f"{source}:{file.name}")]

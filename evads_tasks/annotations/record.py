@@ -11,6 +11,11 @@ from .task_labels import TASKS
 SPLITS = ("test", "sft", "rl", "sample")
 
 
+def video_file_name(path: str) -> str:
+    """A video path's file name alone: annotation paths are relative to the authors' tree."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True)
 class EvadsRecord:
     """One question about one video, whatever schema it came from.
@@ -38,6 +43,8 @@ class EvadsRecord:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {list(TASKS)}, got {self.task!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
         object.__setattr__(self, "category", canonical_category(self.category))
 
     @property
@@ -46,8 +53,7 @@ class EvadsRecord:
 
     @property
     def video_name(self) -> str:
-        """The video's file name alone: annotation paths are relative to the authors' tree."""
-        return self.video_file.replace("\\", "/").rsplit("/", 1)[-1]
+        return video_file_name(self.video_file)
 
     def metadata_text(self) -> str:
         """The metadata block, rendered from the events when the source gave none."""

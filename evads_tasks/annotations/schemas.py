@@ -15,7 +15,7 @@ from ..responses import answer_part
 from .categories import chinese_category
 from .errors import AnnotationError
 from .events import Event, Metadata, parse_metadata, render_metadata
-from .record import EvadsRecord
+from .record import SPLITS, EvadsRecord, video_file_name
 from .task_labels import task_code
 
 RL_INSTRUCTION = (
@@ -63,11 +63,6 @@ def _metadata(text: str, field: str) -> Metadata:
         return parse_metadata(text)
     except ValueError as exc:
         raise AnnotationError(str(exc), field=field) from None
-
-
-def _stem(path: str) -> str:
-    name = path.replace("\\", "/").rsplit("/", 1)[-1]
-    return name.rsplit(".", 1)[0]
 
 
 # ---- test split (flat columns) -------------------------------------------------
@@ -142,12 +137,15 @@ def parse_train_row(row: Mapping, task: str) -> EvadsRecord:
     answer = reward.get("answer")
     if not isinstance(answer, str):
         raise AnnotationError("missing or non-text answer", field="reward_model.answer")
-    verifier = reward.get("verifier")
-    verifier = verifier[0] if isinstance(verifier, (list, tuple)) and verifier else {}
+    verifier = _verifier(reward.get("verifier"))
     extra = _need(row, "extra_info", Mapping)
     video_path = extra.get("video_path") or _need(row, "videos", (str, list, tuple))
     if isinstance(video_path, (list, tuple)):
+        if not video_path:
+            raise AnnotationError("empty list of videos", field="videos")
         video_path = video_path[0]
+    if not isinstance(video_path, str) or not video_path.strip():
+        raise AnnotationError(f"expected a video path, got {video_path!r}", field="videos")
     meta_text = verifier.get("meta_info") or ""
     meta = _metadata(meta_text or content, "reward_model.verifier.meta_info")
     is_sft = "<think>" in answer
@@ -155,7 +153,7 @@ def parse_train_row(row: Mapping, task: str) -> EvadsRecord:
         raise AnnotationError("missing question id", field="extra_info.id")
     return EvadsRecord(
         question_id=str(extra["id"]),
-        video_id=_stem(video_path),
+        video_id=video_file_name(video_path).rsplit(".", 1)[0],
         video_file=video_path,
         question=question,
         answer=(answer_part(answer)[0] or "") if is_sft else answer,
@@ -174,16 +172,39 @@ def parse_train_row(row: Mapping, task: str) -> EvadsRecord:
     )
 
 
+def _verifier(value: object) -> Mapping:
+    """``reward_model.verifier``: a list holding one {clues, meta_info} object, or that object."""
+    if value is None:
+        return {}
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return {}
+        value = value[0]
+    if not isinstance(value, Mapping):
+        raise AnnotationError(f"expected an object with clues/meta_info (or a list of one), "
+                              f"got {type(value).__name__}", field="reward_model.verifier")
+    for key in ("clues", "meta_info"):
+        if value.get(key) is not None and not isinstance(value[key], str):
+            raise AnnotationError(f"expected str, got {type(value[key]).__name__}",
+                                  field=f"reward_model.verifier.{key}")
+    return value
+
+
+def reasoning_prompt(metadata: str, question: str) -> str:
+    """The E-VAds-R1 prompt body: metadata, the question, the think/answer instruction."""
+    return f"{metadata}\n\n Question: {question}\n{RL_INSTRUCTION}"
+
+
 def rl_prompt(record: EvadsRecord) -> str:
     """The RL prompt: speech-only events, the question and the think/answer instruction."""
     speech = tuple(Event(e.start, e.end, (), e.asr) for e in record.events if e.asr is not None)
     body = render_metadata(None, record.duration, speech, speech_label="Audio Speech")
-    return f"<video>Voiceover: {body}\n\n Question: {record.question}\n{RL_INSTRUCTION}"
+    return "<video>" + reasoning_prompt(f"Voiceover: {body}", record.question)
 
 
 def sft_prompt(record: EvadsRecord) -> str:
     """The SFT prompt: the full metadata (category, duration, per-second lines) and question."""
-    return (f"<video>{record.metadata_text()}\n\n Question: {record.question}\n{RL_INSTRUCTION}")
+    return "<video>" + reasoning_prompt(record.metadata_text(), record.question)
 
 
 def to_train_row(record: EvadsRecord, split: str = "rl") -> dict:
@@ -251,6 +272,9 @@ def parse_normalized_row(row: Mapping) -> EvadsRecord:
     except KeyError as exc:
         raise AnnotationError(exc.args[0], field="task") from None
     task_inferred = _need(row, "task_inferred", bool)
+    split = _need(row, "split")
+    if split not in SPLITS:
+        raise AnnotationError(f"expected one of {list(SPLITS)}, got {split!r}", field="split")
     extra = row.get("extra") or {}
     if isinstance(extra, str):
         try:
@@ -271,7 +295,7 @@ def parse_normalized_row(row: Mapping) -> EvadsRecord:
         answer=_need(row, "answer"),
         task=task,
         task_inferred=task_inferred,
-        split=_need(row, "split"),
+        split=split,
         clues=row.get("clues") or "",
         metadata=row.get("metadata") or "",
         events=parsed,

@@ -51,6 +51,3 @@ def task_code(label: str) -> str:
             f"or their English/Chinese names")
     return _LOOKUP[key]
 
-
-def dimension_of(code: str) -> str:
-    return TASKS[code].dimension

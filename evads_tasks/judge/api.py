@@ -46,12 +46,23 @@ class JudgeResult:
     judge: str
 
 
+# An empty answer (or trace) is rubric level 0, "does not answer": every judge scores it 0
+# by this rule without calling a model, so the rule is the same for evaluation and RL.
+NO_ANSWER = "no answer: scored 0 by rule, without a judge call (level 0: does not answer)"
+
+
+def no_answer_result(judge: str) -> JudgeResult:
+    """The rule's verdict for an empty or blank answer: score 0, no model call."""
+    return JudgeResult(score=0.0, raw=NO_ANSWER, error=None, cached=False, judge=judge)
+
+
 @runtime_checkable
 class Judge(Protocol):
     name: str
 
     def judge(self, request: JudgeRequest) -> JudgeResult:
-        """Thread-safe: lmms-eval calls process_results from several threads."""
+        """Thread-safe: lmms-eval calls process_results from several threads. An empty
+        answer gets :func:`no_answer_result` (score 0, no model call)."""
         ...
 
     def judge_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:

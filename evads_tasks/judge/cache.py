@@ -1,6 +1,7 @@
 """Persistent judge cache: a SQLite file so that a rerun or a resumed crash never pays twice.
 
-Keyed by a hash of (judge model, base-URL host, full prompt messages). Only successfully
+Keyed by a hash of (judge model, endpoint = scheme://host[:port]/path of the base URL, full
+prompt messages): two servers on different ports or paths never share verdicts. Only successfully
 parsed replies are stored, each committed at once; the raw reply is kept. The API key is
 never part of a key or a row. The file uses a WAL journal so that several processes (one
 per lmms-eval rank) may share it; inside a process one connection serves every thread under a
@@ -23,7 +24,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS verdicts (
     key TEXT PRIMARY KEY,
     model TEXT NOT NULL,
-    host TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
     rubric TEXT NOT NULL,
     score REAL NOT NULL,
     raw TEXT NOT NULL,
@@ -32,9 +33,13 @@ CREATE TABLE IF NOT EXISTS verdicts (
 """
 
 
-def cache_key(model: str, host: str, messages: list[dict[str, str]]) -> str:
-    """sha256 over the model, the host and the exact messages sent."""
-    payload = json.dumps([model, host.lower(), messages], ensure_ascii=False, sort_keys=True)
+class JudgeCacheError(ValueError):
+    """The cache file cannot be used; the message names it."""
+
+
+def cache_key(model: str, endpoint: str, messages: list[dict[str, str]]) -> str:
+    """sha256 over the model, the endpoint (never the API key) and the exact messages sent."""
+    payload = json.dumps([model, endpoint, messages], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -53,7 +58,7 @@ class JudgeCache:
             self._connection.execute(_SCHEMA)
         except sqlite3.DatabaseError as error:
             self._connection.close()
-            raise ValueError(f"{self.path}: not a usable judge cache ({error}); move it away "
+            raise JudgeCacheError(f"{self.path}: not a usable judge cache ({error}); move it away "
                              "or point EVADS_CACHE_DIR elsewhere") from error
 
     def get(self, key: str) -> tuple[float, str] | None:
@@ -63,12 +68,12 @@ class JudgeCache:
                 "SELECT score, raw FROM verdicts WHERE key = ?", (key,)).fetchone()
         return None if row is None else (float(row[0]), str(row[1]))
 
-    def put(self, key: str, *, model: str, host: str, rubric: str, score: float,
+    def put(self, key: str, *, model: str, endpoint: str, rubric: str, score: float,
             raw: str) -> None:
         with self._lock:
             self._connection.execute(
                 "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key, model, host.lower(), rubric, score, raw, time.time()))
+                (key, model, endpoint, rubric, score, raw, time.time()))
 
     def __len__(self) -> int:
         with self._lock:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from .api import Judge, JudgeConfigError
+from .cache import JudgeCacheError
 from .http_judge import DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S, HttpJudge
 
 JUDGE_ENV = "EVADS_JUDGE"
@@ -78,5 +79,7 @@ def judge_from_env(cache_dir: str | Path | None = None) -> Judge:
             timeout_s=float(_positive(env, TIMEOUT_ENV, DEFAULT_TIMEOUT_S, float)),
             max_attempts=int(_positive(env, MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS, int)),
         )
+    except JudgeCacheError as error:
+        raise JudgeConfigError(f"judge cache ({CACHE_DIR_ENV}): {error}") from error
     except ValueError as error:
         raise JudgeConfigError(f"{BASE_URL_ENV}/{MODEL_ENV}: {error}") from error

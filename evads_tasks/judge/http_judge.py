@@ -2,9 +2,11 @@
 
 Why it looks like this: a benchmark run sends tens of thousands of judge calls from several
 threads, so calls are bounded by one semaphore, retried with exponential backoff and jitter
-on timeouts, connection errors, 429 (honouring Retry-After), 5xx and unparseable replies,
-and cached on disk so that no verdict is paid for twice. After the retry budget a call
-yields ``score=None`` with the reason: a failed judge is never a silent 0.
+on timeouts, connection errors, 429 (honouring Retry-After) and 5xx, asked once more after
+an unparseable reply (a separate, smaller budget: at temperature 0 the judge mostly repeats
+itself), and cached on disk so that no verdict is paid for twice. After its budget a call
+yields ``score=None`` with the reason: a failed judge is never a silent 0. An empty answer
+scores 0 by rule without a call (``api.NO_ANSWER``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from tqdm import tqdm
 
-from .api import JudgeRequest, JudgeResult
+from .api import JudgeRequest, JudgeResult, no_answer_result
 from .cache import JudgeCache, cache_key
 from .parsing import UnparseableReply, parse_score
 from .prompts import build_messages
@@ -31,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_MAX_ATTEMPTS = 6
+# At temperature 0 a judge tends to repeat an unparseable reply: one more try, not six.
+DEFAULT_UNPARSEABLE_ATTEMPTS = 2
 DEFAULT_TIMEOUT_S = 120.0
 REDACTED = "***"
 
@@ -70,13 +74,21 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _public_url(base_url: str) -> str:
-    """The base URL without user:password, fit for names and logs."""
+    """The base URL as scheme://host[:port]/path: no user:password, query or default port.
+
+    Fit for names and logs, and the judge's identity in cache keys: two servers on
+    different ports or paths may serve different models under one name.
+    """
     parts = urlsplit(base_url)
+    scheme = parts.scheme.lower()
     netloc = parts.hostname or ""
-    if parts.port:
+    if parts.port and parts.port != _DEFAULT_PORTS.get(scheme):
         netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
 class HttpJudge:
@@ -84,7 +96,9 @@ class HttpJudge:
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, *,
                  cache_dir: str | Path | None = None, concurrency: int = DEFAULT_CONCURRENCY,
-                 max_attempts: int = DEFAULT_MAX_ATTEMPTS, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                 unparseable_attempts: int = DEFAULT_UNPARSEABLE_ATTEMPTS,
+                 timeout_s: float = DEFAULT_TIMEOUT_S,
                  backoff_base_s: float = 1.0, backoff_max_s: float = 60.0,
                  retry_after_max_s: float = 300.0, progress: bool = True) -> None:
         base_url = base_url.strip().rstrip("/")
@@ -95,11 +109,13 @@ class HttpJudge:
                              f"got {_public_url(base_url)!r}")
         if not model.strip():
             raise ValueError("judge model name is empty")
-        if concurrency < 1 or max_attempts < 1:
-            raise ValueError("concurrency and max_attempts must be >= 1")
-        self.base_url, self.model, self.host = base_url, model.strip(), parts.hostname
-        self.name = f"{self.model} @ {_public_url(base_url)}"
+        if min(concurrency, max_attempts, unparseable_attempts) < 1:
+            raise ValueError("concurrency, max_attempts and unparseable_attempts must be >= 1")
+        self.base_url, self.model = base_url, model.strip()
+        self.endpoint = _public_url(base_url)
+        self.name = f"{self.model} @ {self.endpoint}"
         self.concurrency, self.max_attempts = concurrency, max_attempts
+        self.unparseable_attempts = unparseable_attempts
         self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
         self.retry_after_max_s, self.progress = retry_after_max_s, progress
         self._api_key = api_key or None
@@ -138,39 +154,49 @@ class HttpJudge:
                            cached=cached, judge=self.name)
 
     def judge(self, request: JudgeRequest) -> JudgeResult:
+        if not request.answer.strip():
+            return no_answer_result(self.name)
         messages = build_messages(request)
-        key = cache_key(self.model, self.host, messages)
+        key = cache_key(self.model, self.endpoint, messages)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             return self._result(hit[0], hit[1], None, cached=True)
         last_raw: str | None = None
         reason = "no attempt made"
-        for attempt in range(1, self.max_attempts + 1):
+        attempts = failed_calls = unparseable = 0
+        while True:
+            attempts += 1
             try:
                 with self._semaphore:
                     raw = self._post(messages)
-                last_raw = raw
-                try:
-                    score = parse_score(raw)
-                except UnparseableReply as error:
-                    raise _Retryable(f"unparseable judge reply ({error})", raw=raw) from error
             except _Fatal as error:
                 reason = str(error)
                 break
             except _Retryable as error:
                 reason = str(error)
-                last_raw = error.raw if error.raw is not None else last_raw
-                if attempt == self.max_attempts:
+                failed_calls += 1
+                if failed_calls >= self.max_attempts:
                     break
-                delay = self._delay(attempt, error.delay)
-                logger.info("judge attempt %d/%d failed (%s); retrying in %.2fs", attempt,
+                delay = self._delay(failed_calls, error.delay)
+                logger.info("judge call %d/%d failed (%s); retrying in %.2fs", failed_calls,
                             self.max_attempts, self._redact(reason), delay)
                 time.sleep(delay)
                 continue
+            last_raw = raw
+            try:
+                score = parse_score(raw)
+            except UnparseableReply as error:
+                reason = f"unparseable judge reply ({error})"
+                unparseable += 1
+                if unparseable >= self.unparseable_attempts:
+                    break
+                logger.info("unparseable judge reply %d/%d (%s); asking again", unparseable,
+                            self.unparseable_attempts, error)
+                continue
             if self.cache is not None:
-                self.cache.put(key, model=self.model, host=self.host, rubric=request.rubric,
-                               score=score, raw=self._redact(raw))
+                self.cache.put(key, model=self.model, endpoint=self.endpoint,
+                               rubric=request.rubric, score=score, raw=self._redact(raw))
             return self._result(score, raw, None)
-        error = f"judge failed after {attempt} attempt(s): {reason}"
+        error = f"judge failed after {attempts} attempt(s): {reason}"
         logger.warning("%s", self._redact(error))
         return self._result(None, last_raw, error)
 

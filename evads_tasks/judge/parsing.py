@@ -2,13 +2,15 @@
 
 A reply is read as a score only when it is unambiguous: at least one ``Answer:`` line
 (also ``Answer：`` with a Chinese colon and ``答案:``/``答案：``) carrying a number, every such
-number one of the five levels, and all of them the same level. Text around the line is
-fine. Anything else (no Answer line, an empty reply, a number out of range such as
-``Answer: 2`` or ``Answer: 0.6``, several different scores, or a second number on the
-Answer line such as ``Answer: 0.5 or 0.75``) is unparseable and raises
-``UnparseableReply``: the client retries it and never reads it as a score. A ``/1`` or
-``out of 1`` denominator after the score is allowed. Labels that merely end in "answer"
-(``Model answer:``, ``Reference answer:``, ``参考答案:``) are not Answer lines.
+number one of the five levels, and all of them the same level. Markdown emphasis around the
+label (``**Answer**: 0.75``, ``**Answer:** 0.75``) and the score alone on the line after a
+bare ``Answer:`` are accepted; text around the line is fine. Anything else (no Answer line,
+an empty reply, a number out of range such as ``Answer: 2`` or ``Answer: 0.6``, several
+different scores, or a second number on the Answer line such as ``Answer: 0.5 or 0.75``) is
+unparseable and raises ``UnparseableReply``: the client asks once more and never reads it
+as a score. A ``/1`` or ``out of 1`` denominator after the score is allowed. Labels that
+merely end in "answer" (``Model answer:``, ``Reference answer:``, ``参考答案:``) are not
+Answer lines.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import re
 
 from ..scoring import LEVELS
 
-_LABEL = re.compile(r"(?i)(?<![A-Za-z])answer\s*[:：]|答案\s*[:：]")
+# The label may carry Markdown emphasis around it or its colon: **Answer**: / **Answer:**.
+_LABEL = re.compile(r"(?i)(?<![A-Za-z])answer[\s*_]*[:：]|答案[\s*_]*[:：]")
 # Words that make "...answer:" a label of the inputs rather than the verdict.
 _NOT_VERDICT = re.compile(
     r"(?i)(?:reference|model|candidate|student|standard|correct|ground[- ]truth|expected)"
@@ -50,6 +53,21 @@ def _score_after(line_rest: str) -> float | str | None:
     return LEVELS[LEVELS.index(value)]
 
 
+def _line_at(text: str, start: int) -> tuple[str, int]:
+    """The rest of the line from ``start`` and where the next line begins (-1: none)."""
+    end = text.find("\n", start)
+    return (text[start:], -1) if end < 0 else (text[start:end], end + 1)
+
+
+def _label_value(reply: str, start: int) -> str:
+    """What follows an Answer label: the rest of its line, or, when that holds nothing but
+    decoration, the next non-blank line (``Answer:`` with the score below it)."""
+    rest, after = _line_at(reply, start)
+    while not rest.strip(_DECORATION) and after >= 0:
+        rest, after = _line_at(reply, after)
+    return rest
+
+
 def parse_score(reply: str | None) -> float:
     """The one level in the reply's ``Answer:`` line(s); ``UnparseableReply`` otherwise."""
     if reply is None or not reply.strip():
@@ -59,8 +77,7 @@ def parse_score(reply: str | None) -> float:
         line_start = reply.rfind("\n", 0, label.start()) + 1
         if _NOT_VERDICT.search(reply[line_start:label.start()]):
             continue
-        line_end = reply.find("\n", label.end())
-        found = _score_after(reply[label.end():line_end if line_end >= 0 else len(reply)])
+        found = _score_after(_label_value(reply, label.end()))
         if isinstance(found, str):
             raise UnparseableReply(found)
         if found is not None:

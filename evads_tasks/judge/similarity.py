@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from tqdm import tqdm
 
 from ..text_units import text_units
-from .api import JudgeRequest, JudgeResult
+from .api import JudgeRequest, JudgeResult, no_answer_result
 
 NAME = "similarity (offline fallback, not the paper's judge)"
 EMBEDDING_WEIGHT = 0.5
@@ -93,7 +93,7 @@ class SimilarityJudge:
         results = []
         for (candidate, target), cosine in zip(pairs, self._cosines(pairs), strict=True):
             if not candidate.strip():
-                results.append(JudgeResult(0.0, "empty answer -> 0", None, False, NAME))
+                results.append(no_answer_result(NAME))
                 continue
             f1 = char_f1(candidate, target)
             rescaled = min(1.0, max(0.0, (cosine - COSINE_FLOOR) / (1 - COSINE_FLOOR)))

@@ -26,12 +26,14 @@ from evads_tasks.annotations import (
     load_annotations,
     resolve_video,
 )
-from evads_tasks.annotations.schemas import RL_INSTRUCTION
+from evads_tasks.annotations.hub import download_hub_dataset
+from evads_tasks.annotations.schemas import reasoning_prompt
 from evads_tasks.judge import Judge, JudgeRequest, judge_from_env
 from evads_tasks.metrics import sample_metrics
 from evads_tasks.responses import answer_part
 
 PROMPT_ENV = "EVADS_PROMPT"
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
 PROMPT_FORMATS = ("official", "reasoning")
 # The official protocol's instruction (the public material gives its gist, not its
 # wording): answer from the video and the OCR/ASR text within about 50 words.
@@ -53,31 +55,19 @@ def annotation_source() -> str:
 
 
 def video_dir(source: str) -> Path | None:
-    """``$EVADS_VIDEO_DIR``; else ``videos/`` beside a local file's ``annotations/`` folder
-    (the authors' and the sample's layout); else, for the hub, its downloaded ``videos/``."""
+    """``$EVADS_VIDEO_DIR``; else, for a local file, ``videos/`` beside its ``annotations/``
+    folder (the authors' and the sample's layout) or beside the file itself; else, for the
+    hub, its downloaded ``videos/``."""
     if os.environ.get(VIDEO_DIR_ENV):
         return Path(os.environ[VIDEO_DIR_ENV]).expanduser()
     path = Path(source).expanduser()
     if path.exists():
-        for candidate in (path.parent.parent / "videos", path.parent / "videos"):
-            if candidate.is_dir():
-                return candidate
-        return None
-    return _hub_videos(source)
-
-
-def _hub_videos(dataset_id: str) -> Path:
-    """The hub dataset's ``videos/`` folder (downloaded on first use: several GB)."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        folder = snapshot_download(dataset_id, repo_type="dataset", allow_patterns=["videos/*"])
-    except Exception as exc:
-        raise AnnotationError(
-            f"could not fetch the videos of {dataset_id!r} ({type(exc).__name__}: {exc}); "
-            f"set {VIDEO_DIR_ENV} to a local folder of <video_id>.mp4 files",
-            file=dataset_id) from None
-    return Path(folder) / "videos"
+        folder = path.parent
+        candidates = [folder.parent / "videos"] if folder.name == "annotations" else []
+        return next((c for c in [*candidates, folder / "videos"] if c.is_dir()), None)
+    return download_hub_dataset(
+        source, ["videos/*"],
+        f"set {VIDEO_DIR_ENV} to a local folder of <video_id>.mp4 files") / "videos"
 
 
 @lru_cache(maxsize=4)
@@ -105,7 +95,25 @@ def task_docs(code: str, task_table: datasets.Dataset) -> datasets.Dataset:
     if not records:
         raise AnnotationError(f"no {code} ({TASKS[code].name}) questions", file=source)
     root = video_dir(source)
-    return datasets.Dataset.from_list([_doc(r, resolve_video(r, root)) for r in records])
+    return datasets.Dataset.from_list([_doc(r, _video(r, root)) for r in records])
+
+
+def _video(record: EvadsRecord, root: Path | None) -> Path:
+    """The record's video, with a suffix lmms-eval's video models read as a video.
+
+    lmms-eval 0.7.3's ``qwen2_5_vl`` simple backend (``--force_simple``) treats only
+    paths ending in lowercase ``.mp4``, ``.avi`` or ``.mov`` as videos and silently
+    drops any other visual, which would score a text-only run as if it had seen the
+    video; refusing other names keeps every backend on the same inputs.
+    """
+    path = resolve_video(record, root)
+    if not path.name.endswith(VIDEO_SUFFIXES):
+        raise AnnotationError(
+            f"video {path} of question {record.question_id} has an unsupported suffix: "
+            f"lmms-eval's qwen2_5_vl (simple backend) reads only "
+            f"{', '.join(VIDEO_SUFFIXES)} (lowercase) and drops others; convert or rename it",
+            field="video_file")
+    return path
 
 
 def _doc(record: EvadsRecord, video: Path) -> dict:
@@ -148,7 +156,7 @@ def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str
     """
     kwargs = lmms_eval_specific_kwargs or {}
     if prompt_format(kwargs) == "reasoning":
-        body = f"{doc['metadata']}\n\n Question: {doc['question']}\n{RL_INSTRUCTION}"
+        body = reasoning_prompt(doc["metadata"], doc["question"])
     else:
         body = f"{doc['metadata']}\n\n{OFFICIAL_INSTRUCTION}\n{doc['question']}"
     return f"{kwargs.get('pre_prompt', '')}{body}{kwargs.get('post_prompt', '')}"
@@ -175,12 +183,17 @@ def get_judge() -> Judge:
 
 
 def process_results(doc: dict, results: list[str]) -> dict[str, dict]:
-    """Judge one response; the values carry ids, and ``judge_errors`` the raw reply."""
+    """Judge one response; the values carry ids, and ``judge_errors`` the raw reply.
+
+    An empty answer scores 0 without a judge call (the judge's rule, ``NO_ANSWER``);
+    its record says ``no_answer: true``.
+    """
     answer = judged_text(results[0])
     result = get_judge().judge(JudgeRequest(
         question=doc["question"], metadata=doc["metadata"], clues=doc["clues"],
         reference=doc["answer"], answer=answer))
     ids = {key: doc[key] for key in ("question_id", "video_id", "task", "category")}
     record = {"judge": result.judge, "raw": result.raw, "error": result.error,
-              "cached": result.cached, "judge_score": result.score, "judged_answer": answer}
+              "cached": result.cached, "judge_score": result.score, "judged_answer": answer,
+              "no_answer": not answer.strip()}
     return sample_metrics(result.score, record, ids)
