@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, replace
 from evads_tasks.annotations import Event
 from evads_tasks.text_units import count_units
 
-from .asr import ASR_CHOICES, load_asr
+from .asr import ASR_CHOICES, check_asr, load_asr
+from .availability import BackendUnavailable, check_device
 from .decode import DecodeError, SampledFrames, decode_audio, probe, sample_frames
-from .features import load_visual, resolve_visual_model
+from .features import check_visual_model, load_visual, resolve_visual_model
 from .metrics import VdenSettings, neighbour_similarities, rate, vden
 from .ocr import (
     OCR_COUNT_POLICIES,
@@ -108,6 +109,20 @@ class Backends:
             names["annotations"] = "time-aligned OCR/ASR events"
         names["units"] = "CJK characters + Latin words + numbers"
         return names
+
+
+def check_backends(settings: Settings) -> None:
+    """Fail (:class:`~evads_density.availability.BackendUnavailable`) before anything is
+    written when a model :func:`load_backends` would load is not on disk or the device is
+    missing; loading itself happens in each worker."""
+    if settings.source == "annotations":
+        return
+    try:
+        check_device(settings.device)
+    except BackendUnavailable as exc:
+        raise BackendUnavailable(f"--device: {exc}") from None
+    check_visual_model(settings.resolved().visual_model)
+    check_asr(settings.asr, settings.asr_model)
 
 
 def load_backends(settings: Settings, threads: int = 0) -> Backends:

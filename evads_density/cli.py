@@ -9,14 +9,15 @@ from pathlib import Path
 
 from evads_tasks.annotations import AnnotationError
 
-from .analysis import MIN_SIDE, OCR_CHOICES, Settings
-from .asr import ASR_CHOICES
+from .analysis import MIN_SIDE, OCR_CHOICES, Settings, check_backends
+from .asr import ASR_CHOICES, OPENAI_WHISPER_NEEDS_MODEL
+from .availability import DEVICES_HELP, BackendUnavailable, check_device
 from .features import DINOV3_BASE
 from .metrics import VdenSettings
 from .ocr import OCR_COUNT_POLICIES
 from .report import backends_used, write_reports
 from .runner import EXECUTORS, run
-from .sources import SOURCES, collect_jobs
+from .sources import SOURCES, Collection, collect_jobs
 
 EXIT_FAILED_VIDEOS = 3
 
@@ -39,6 +40,14 @@ def _number(kind: type, low: float, strict: bool = True, high: float | None = No
     return parse
 
 
+def _device(text: str) -> str:
+    """An argparse type: a torch device that exists here (``cuda`` without a GPU is refused)."""
+    try:
+        return check_device(text)
+    except BackendUnavailable as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = Settings()   # the one place the defaults live
     p = argparse.ArgumentParser(
@@ -48,9 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="a folder of videos, an annotation file, or a hub dataset id")
     p.add_argument("--out", required=True, type=Path, help="output folder (resumed if present)")
     p.add_argument("--source", choices=SOURCES, default="auto",
-                   help="auto: video for a folder; both for annotations + --video-dir; "
-                        "else annotations")
-    p.add_argument("--video-dir", help="video root for an annotation file ($EVADS_VIDEO_DIR)")
+                   help="auto: video for a folder; both for an annotation file whose videos are "
+                        "found (see --video-dir); else annotations")
+    p.add_argument("--video-dir", help="video root for an annotation file (default: "
+                   "$EVADS_VIDEO_DIR, else videos/ beside its annotations/ folder or beside "
+                   "the file, when present)")
     p.add_argument("--split", help="which split's files to read from a hub dataset")
     g = p.add_argument_group("Vden")
     g.add_argument("--fps", type=_number(float, 0), default=d.vden.fps,
@@ -86,12 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="analyse at most this many seconds of each video")
     g.add_argument("--max-side", type=_number(int, MIN_SIDE, strict=False), default=d.max_side,
                    help="decode frames to this long side")
-    g.add_argument("--device", default=d.device, help="torch device for the models")
+    g.add_argument("--device", type=_device, default=d.device,
+                   help=f"device for the models: {DEVICES_HELP} (a GPU must be present)")
     g.add_argument("--workers", type=_number(int, 1, strict=False), default=1,
                    help="worker processes / Ray actors")
     g.add_argument("--backend", choices=EXECUTORS, default="local",
                    help="local processes or a Ray cluster (ray.init() finds or starts one)")
-    g.add_argument("--fresh", action="store_true", help="discard earlier results in --out")
+    g.add_argument("--fresh", action="store_true",
+                   help="discard earlier results in --out (needed to reuse it for another "
+                        "input or other settings)")
     return p
 
 
@@ -106,43 +120,83 @@ def _settings(args: argparse.Namespace, source: str) -> Settings:
         max_seconds=args.max_seconds, max_side=args.max_side, device=args.device).resolved()
 
 
-def _saved_settings(path: Path) -> Settings | None:
+def _changes(before: dict, now: dict, prefix: str = "") -> list[str]:
+    """``key old -> new`` for each value that differs (nested dicts as ``a.b``)."""
+    changes = []
+    for key, value in now.items():
+        old = before.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            changes += _changes(old, value, f"{prefix}{key}.")
+        elif old != value:
+            changes.append(f"{prefix}{key} {old!r} -> {value!r}")
+    return changes
+
+
+def _saved(path: Path) -> tuple[dict | None, Settings | None]:
+    """The input and settings recorded in ``settings.json``; None where unreadable (or from
+    an older version that did not record them)."""
     try:
-        return Settings.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError, KeyError):
-        return None   # unreadable or from an older version: not comparable
+        data = json.loads(path.read_text())
+        recorded_input = data.pop("input", None)
+        return recorded_input, Settings.from_dict(data)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None, None
 
 
-def _check_resume(out: Path, settings: Settings, fresh: bool) -> None:
-    """Refuse to mix rows made with settings that change the numbers into one folder."""
+def _refuse_mixing(out: Path, settings: Settings, collection: Collection) -> None:
+    """Refuse to mix, in one folder, rows of another input or of settings that change the
+    numbers (``--fresh`` skips this check)."""
     saved = out / "settings.json"
+    if not saved.exists():
+        return
+    before_input, before = _saved(saved)
+    now_input = collection.input_record()
+    if before_input != now_input:
+        changes = (_changes(before_input, now_input) if before_input is not None
+                   else [f"input (not recorded) -> {now_input}"])
+        raise AnnotationError(f"was written for another input: {'; '.join(changes)}; "
+                              "pass --fresh to overwrite it or choose another --out",
+                              file=str(saved))
+    now = settings.affecting_numbers()
+    if before is None or before.affecting_numbers() != now:
+        changes = (_changes(before.affecting_numbers(), now) if before is not None
+                   else ["settings unreadable or from an older version"])
+        raise AnnotationError(f"was written with other settings: {'; '.join(changes)}; "
+                              "pass --fresh to start over or the same options to resume",
+                              file=str(saved))
+
+
+def _start_output(out: Path, settings: Settings, collection: Collection, fresh: bool) -> None:
+    """Record this run's input and settings (after every check passed), dropping earlier
+    results first with ``--fresh``."""
     if fresh:
         for name in ("per_video.jsonl", "summary.json", "report.md", "density.png"):
             (out / name).unlink(missing_ok=True)
-    elif saved.exists():
-        before = _saved_settings(saved)
-        if before is None or before.affecting_numbers() != settings.affecting_numbers():
-            differ = sorted(key for key, value in settings.affecting_numbers().items()
-                            if before is None or before.affecting_numbers().get(key) != value)
-            raise AnnotationError(f"was written with other settings ({', '.join(differ)}); "
-                                  "pass --fresh to start over or the same options to resume",
-                                  file=str(saved))
     out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(settings.to_dict(), indent=2))
+    (out / "settings.json").write_text(
+        json.dumps({**settings.to_dict(), "input": collection.input_record()}, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.asr == "openai-whisper" and not args.asr_model:
+        parser.error(OPENAI_WHISPER_NEEDS_MODEL)
     try:
-        jobs, source = collect_jobs(args.path, args.source, args.video_dir, args.split)
-        settings = _settings(args, source)
-        _check_resume(args.out, settings, args.fresh)
+        collection = collect_jobs(args.path, args.source, args.video_dir, args.split)
+        settings = _settings(args, collection.source)
+        if not args.fresh:
+            _refuse_mixing(args.out, settings, collection)
+        check_backends(settings)   # a missing model or GPU: nothing written, nothing deleted
+        _start_output(args.out, settings, collection, args.fresh)
     except (AnnotationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows = run(jobs, settings, args.out, args.workers, args.backend)
+    if collection.video_dir and not args.video_dir:
+        print(f"videos: {collection.video_dir}")
+    rows = run(collection.jobs, settings, args.out, args.workers, args.backend)
     summary = write_reports(rows, settings.to_dict(), backends_used(rows), args.out)
-    print(f"{summary['videos']} videos ({source}); report: {args.out / 'report.md'}")
+    print(f"{summary['videos']} videos ({collection.source}); report: {args.out / 'report.md'}")
     print("backends: " + ", ".join(f"{k}: {v}" for k, v in summary["backends"].items()))
     if summary["failed"]:
         print(f"error: {summary['failed']} of {summary['videos']} videos failed "

@@ -16,9 +16,15 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from .availability import BackendUnavailable, downloads_off, not_local
+
 DINOV3_BASE = "facebook/dinov3-vitb16-pretrain-lvd1689m"
 OFFLINE_PIXELS = "offline-pixels (no learned weights)"
 _FLAT = 1e-3
+# What TransformersVision reads: the config, the image processor and one weights file.
+_NEEDED = ("config.json", "preprocessor_config.json")
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+            "pytorch_model.bin.index.json")
 
 
 class VisualBackend(Protocol):
@@ -84,20 +90,45 @@ class TransformersVision:
         return np.concatenate(chunks)
 
 
-def dinov3_cached() -> bool:
-    """True when DINOv3-Base's weights are in the local Hugging Face cache (no download)."""
+def _has_model_files(exists) -> bool:
+    return all(exists(name) for name in _NEEDED) and any(exists(name) for name in _WEIGHTS)
+
+
+def cached_locally(model_id: str) -> bool:
+    """True when a hub model's config, image processor and weights are in the local
+    Hugging Face cache (loading it needs no download)."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return False
-    found = try_to_load_from_cache(DINOV3_BASE, "config.json")
-    return isinstance(found, str) and Path(found).is_file()
+
+    def exists(name: str) -> bool:
+        found = try_to_load_from_cache(model_id, name)
+        return isinstance(found, str) and Path(found).is_file()
+
+    return _has_model_files(exists)
+
+
+def check_visual_model(choice: str) -> None:
+    """Raise :class:`BackendUnavailable` when a resolved choice cannot load here."""
+    if choice == "offline-pixels":
+        return
+    folder = Path(choice).expanduser()
+    if folder.exists():
+        if not _has_model_files(lambda name: (folder / name).is_file()):
+            raise BackendUnavailable(
+                f"--visual-model {choice}: the folder is not a saved transformers vision "
+                f"model (needs {' and '.join(_NEEDED)} and one of {', '.join(_WEIGHTS)})")
+        return
+    if downloads_off() and not cached_locally(choice):
+        raise not_local(f"--visual-model {choice}",
+                        "not a folder here, not in the Hugging Face cache")
 
 
 def resolve_visual_model(choice: str) -> str:
     """``auto`` -> DINOv3-Base when cached locally, else the offline pixel features."""
     if choice == "auto":
-        return DINOV3_BASE if dinov3_cached() else "offline-pixels"
+        return DINOV3_BASE if cached_locally(DINOV3_BASE) else "offline-pixels"
     return choice
 
 

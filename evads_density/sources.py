@@ -58,12 +58,35 @@ def annotation_jobs(source: str, video_dir: str | os.PathLike | None, want_video
     return jobs
 
 
-def collect_jobs(path: str, source: str = "auto", video_dir: str | None = None,
-                 split: str | None = None) -> tuple[list[VideoJob], str]:
-    """The jobs and the resolved source mode (``video``, ``annotations`` or ``both``).
+@dataclass(frozen=True)
+class Collection:
+    """The jobs of one input and where they come from (recorded in ``settings.json``)."""
 
-    ``auto``: a folder means video; an annotation file means both when a video directory is
-    configured (``--video-dir`` or ``$EVADS_VIDEO_DIR``), else annotations only.
+    jobs: list[VideoJob]
+    source: str           # resolved: video, annotations or both
+    path: str             # absolute path of a local input, else the hub id as given
+    split: str | None = None
+    video_dir: str | None = None   # the video root of an annotation input, when used
+
+    def input_record(self) -> dict:
+        return {"path": self.path, "split": self.split, "video_dir": self.video_dir}
+
+
+def videos_beside(annotation_file: Path) -> Path | None:
+    """``videos/`` beside the ``annotations/`` folder holding the file, else beside the file:
+    the authors' and the sample's layout, where the lmms-eval tasks look too."""
+    folder = annotation_file.parent
+    candidates = [folder.parent / "videos"] if folder.name == "annotations" else []
+    return next((c for c in [*candidates, folder / "videos"] if c.is_dir()), None)
+
+
+def collect_jobs(path: str, source: str = "auto", video_dir: str | None = None,
+                 split: str | None = None) -> Collection:
+    """The jobs of ``path`` and the resolved source mode (``video``, ``annotations``, ``both``).
+
+    ``auto``: a folder means video; an annotation file means both when a video root is
+    found (``--video-dir``, else ``$EVADS_VIDEO_DIR``, else ``videos/`` beside the file's
+    ``annotations/`` folder or beside the file), else annotations only.
     """
     if source not in SOURCES:
         raise ValueError(f"--source must be one of {SOURCES}, got {source!r}")
@@ -72,11 +95,14 @@ def collect_jobs(path: str, source: str = "auto", video_dir: str | None = None,
         if source in ("annotations", "both"):
             raise AnnotationError("a folder of videos has no annotations: use --source video "
                                   "or pass an annotation file", file=str(as_path))
-        return folder_jobs(as_path), "video"
+        return Collection(folder_jobs(as_path), "video", str(as_path.resolve()))
+    root = video_root(video_dir) or (videos_beside(as_path) if as_path.is_file() else None)
     if source == "auto":
-        source = "both" if video_root(video_dir) is not None else "annotations"
-    if source in ("video", "both") and video_root(video_dir) is None:
-        raise AnnotationError(f"--source {source} with an annotation file needs --video-dir or "
-                              "$EVADS_VIDEO_DIR", file=str(path))
-    return annotation_jobs(path, video_dir, source != "annotations", split), source
-
+        source = "both" if root is not None else "annotations"
+    if source in ("video", "both") and root is None:
+        raise AnnotationError(f"--source {source} with an annotation file needs --video-dir, "
+                              "$EVADS_VIDEO_DIR or a videos/ folder beside the annotations",
+                              file=str(path))
+    used_root = None if source == "annotations" else str(root.resolve())
+    return Collection(annotation_jobs(path, used_root, source != "annotations", split), source,
+                      str(as_path.resolve()) if as_path.exists() else path, split, used_root)

@@ -112,9 +112,10 @@ def test_resume_refuses_other_settings(four_clips, tmp_path, capsys):
     # ...and options of a disabled part change nothing, while another backend is refused.
     assert main(quiet + ["--asr-language", "zh", "--ocr-fps", "3"]) == 0
     assert main(quiet + ["--visual-model", "some/other-model"]) == 2
-    assert "other settings (visual_model)" in capsys.readouterr().err
+    assert (f"other settings: visual_model {saved['visual_model']!r} -> 'some/other-model';"
+            in capsys.readouterr().err)
     assert main(quiet + ["--alpha", "50"]) == 2
-    assert "other settings (vden)" in capsys.readouterr().err
+    assert "other settings: vden.alpha 100.0 -> 50.0;" in capsys.readouterr().err
     assert main(quiet + ["--alpha", "50", "--fresh"]) == 0
     assert len(_rows(tmp_path)) == 4
 
@@ -126,7 +127,7 @@ def test_annotation_only_resume_ignores_video_options(sample_dir, tmp_path, caps
     assert main(notes + ["--asr", "none", "--alpha", "3", "--visual-model", "x"]) == 0
     assert "resuming: 8 of 8 videos" in capsys.readouterr().out
     assert main(notes + ["--ocr-count", "unique"]) == 2
-    assert "other settings (ocr_count)" in capsys.readouterr().err
+    assert "other settings: ocr_count 'per-second' -> 'unique'" in capsys.readouterr().err
 
 
 def analyse_or_die(job: VideoJob) -> dict:
