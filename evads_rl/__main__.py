@@ -8,32 +8,73 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .config import load_config
+from .config import load_config, training_configs
+
+COMMANDS = {
+    "sft": "SFT stage only (format and e-commerce knowledge) -> OUTPUT_DIR/sft/final",
+    "grpo": "MG-GRPO stage only, from the config's model or --model -> OUTPUT_DIR/grpo/final",
+    "rl": "E-VAds-R1 training: SFT, then GRPO from the SFT model",
+    "validate": "check the config (keys, types, TRL SFTConfig/GRPOConfig, LoRA) and the paths "
+                "it reads, then exit; no data decoded, nothing trained",
+}
+
+
+def _common_options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--config", default="cpu_smoke",
+                         help="a YAML path or a shipped config name ("
+                              + ", ".join(training_configs()) + "); default cpu_smoke")
+    options.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="SECTION.KEY=VALUE",
+                         help="override a config value (YAML-parsed), e.g. grpo.max_steps=4; "
+                              "repeatable")
+    options.add_argument("--output-dir", help="run folder (default: the config's output_dir)")
+    return options
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m evads_rl",
-        description="MG-GRPO training on TRL: 'sft' (SFT stage), 'grpo' (GRPO stage), 'rl' "
-                    "(SFT then GRPO from the SFT model), 'validate' (parse the config into "
-                    "TRL's SFTConfig/GRPOConfig and exit). 'verl-data' writes an annotation "
-                    "file as verl's RLHFDataset reads it (see 'verl-data --help').")
-    parser.add_argument("command", choices=("sft", "grpo", "rl", "validate", "verl-data"))
-    parser.add_argument("--config", default="cpu_smoke",
-                        help="a YAML path or a shipped config name (cpu_smoke, gpu_1x, "
-                             "gpu_multi, multinode_vllm_server); default cpu_smoke")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="SECTION.KEY=VALUE",
-                        help="override a config value (YAML-parsed), e.g. grpo.max_steps=4")
-    parser.add_argument("--output-dir", help="run folder (default: the config's output_dir)")
-    parser.add_argument("--model", help="grpo: start from this model folder instead of the "
-                                        "config's model")
-    parser.add_argument("--resume", nargs="?", const=True, action="append", metavar="CHECKPOINT",
-                        help="alone: resume each stage from its latest checkpoint; sft/grpo: "
-                             "--resume CHECKPOINT; rl: --resume sft=CHECKPOINT and/or "
-                             "--resume grpo=CHECKPOINT (a stage not named resumes from its "
-                             "latest)")
+        description="MG-GRPO training on TRL. 'python -m evads_rl COMMAND --help' lists a "
+                    "command's options.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common_options()
+    for name, summary in COMMANDS.items():
+        command = commands.add_parser(name, parents=[common], help=summary, description=summary)
+        if name == "grpo":
+            command.add_argument("--model", help="start from this model folder instead of the "
+                                                 "config's model (e.g. RUN/sft/final)")
+        if name == "validate":
+            continue
+        resume_help = ("alone: resume each stage from its latest checkpoint (a finished stage "
+                       "trains nothing more); ")
+        resume_help += ("--resume sft=CHECKPOINT and/or --resume grpo=CHECKPOINT (a stage not "
+                        "named resumes from its latest)" if name == "rl"
+                        else "--resume CHECKPOINT: from that checkpoint folder")
+        command.add_argument("--resume", nargs="?", const=True, action="append",
+                             metavar="CHECKPOINT", help=resume_help)
+    commands.add_parser("verl-data", add_help=False,
+                        help="write an annotation file as verl's RLHFDataset reads it "
+                             "(see 'verl-data --help')")
     return parser
+
+
+def _validate(config: dict, root: Path) -> int:
+    """Parse every section as training would; on a machine without a GPU the hardware
+    settings (bf16, vLLM on CUDA) are parsed as on CPU and said to be unchecked."""
+    import torch
+
+    from . import train
+
+    gpu = torch.cuda.is_available()
+    train.check_settings(config, {stage: root / stage for stage in train.STAGES},
+                         neutral_hardware=not gpu)
+    for problem in train.missing_paths(config):
+        print(f"note: {problem}", flush=True)
+    hardware = "" if gpu else " (hardware not checked: no GPU here)"
+    print(f"{config['_source']}: valid: SFTConfig, GRPOConfig, LoRA and evads settings"
+          f"{hardware}", flush=True)
+    return 0
 
 
 def _launched() -> bool:
@@ -47,7 +88,7 @@ def _accelerate(stage: str, args: argparse.Namespace, config: dict,
                config["accelerate_config"], "-m", "evads_rl", stage, "--config", args.config,
                "--output-dir", str(Path(config["output_dir"]))]
     command += [item for o in args.overrides for item in ("--set", o)]
-    if args.model and stage == "grpo":
+    if getattr(args, "model", None) and stage == "grpo":
         command += ["--model", args.model]
     if stage == "grpo" and args.command == "rl":
         command += ["--model", str(Path(config["output_dir"]) / "sft" / "final")]
@@ -68,20 +109,20 @@ def main(argv: list[str] | None = None) -> int:
     from . import train
 
     stages = train.STAGES if args.command in ("rl", "validate") else (args.command,)
+    model = getattr(args, "model", None)
     try:
-        resumes = train.stage_resumes(args.resume, stages)
-    except ValueError as error:
-        parser.error(str(error))
-    config = load_config(args.config, args.overrides)
-    if args.output_dir:
-        config["output_dir"] = args.output_dir
-    root = Path(config["output_dir"])
-    if args.command == "validate":
-        train.sft_args(config, root / "sft")
-        train.grpo_args(config, root / "grpo")
-        train.peft_config(config)
-        print(f"{config['_source']}: valid SFTConfig, GRPOConfig and peft settings")
-        return 0
+        resumes = train.stage_resumes(getattr(args, "resume", None), stages)
+        config = load_config(args.config, args.overrides)
+        if args.output_dir:
+            config["output_dir"] = args.output_dir
+        root = Path(config["output_dir"])
+        if args.command == "validate":
+            return _validate(config, root)
+        # Every stage's settings and inputs, before any frame is decoded or step trained.
+        train.check_settings(config, {stage: root / stage for stage in stages})
+        train.require_paths(config, stages, model)
+    except (ValueError, FileNotFoundError) as error:  # ConfigError and friends: user input
+        parser.exit(2, f"{parser.prog} {args.command}: error: {error}\n")
     if config.get("accelerate_config") and not _launched():
         for stage in stages:
             code = _accelerate(stage, args, config, resumes[stage])
@@ -91,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sft":
         result = train.run_sft(config, root / "sft", resumes["sft"])
     elif args.command == "grpo":
-        result = train.run_grpo(config, root / "grpo", resumes["grpo"], model=args.model)
+        result = train.run_grpo(config, root / "grpo", resumes["grpo"], model=model)
     else:
         result = train.run_rl(config, resumes)[1]
     notice = train.model_notice(str(result.final_dir))

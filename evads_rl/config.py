@@ -22,6 +22,22 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("model", "data", "judge", "reward_weights", "peft", "sft", "grpo", "output_dir",
             "accelerate_config")
 REQUIRED = ("model", "data", "sft", "grpo", "output_dir")
+# The keys of the sections evads reads itself (sft/grpo/peft are checked against TRL/peft).
+SECTION_KEYS = {
+    "data": ("sft", "rl", "video_dir", "num_frames", "max_side", "limit"),
+    "reward_weights": ("answer", "trace", "format"),
+}
+LAUNCHER_PREFIX = "accelerate_"  # launcher files beside the run configs, not run configs
+
+
+class ConfigError(ValueError):
+    """A user mistake in the run config or its overrides: shown as one line, no traceback."""
+
+
+def training_configs() -> list[str]:
+    """The names of the shipped run configs (not the accelerate launcher files)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")
+                  if not p.stem.startswith(LAUNCHER_PREFIX))
 
 
 def config_path(name: str | os.PathLike) -> Path:
@@ -30,10 +46,23 @@ def config_path(name: str | os.PathLike) -> Path:
     if path.is_file():
         return path
     shipped = CONFIG_DIR / f"{Path(name).stem}.yaml"
-    if shipped.is_file():
+    if shipped.is_file() and not shipped.stem.startswith(LAUNCHER_PREFIX):
         return shipped
-    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-    raise FileNotFoundError(f"config {name!s} not found (a path, or one of {names})")
+    raise FileNotFoundError(f"config {name!s} not found: give a YAML path or one of "
+                            f"{', '.join(training_configs())}")
+
+
+def _check_section_keys(config: dict, where: str) -> None:
+    for section, valid in SECTION_KEYS.items():
+        values = config.get(section)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: {section} must be a mapping of {', '.join(valid)}")
+        for key in values:
+            if key not in valid:
+                raise ConfigError(f"{where}: {section}.{key} is not a setting; {section} takes "
+                                  f"{', '.join(valid)}")
 
 
 def _expand(value):
@@ -49,12 +78,12 @@ def _expand(value):
 def apply_override(config: dict, assignment: str) -> dict:
     """``a.b=value`` (value parsed as YAML) set in a copy of ``config``."""
     if "=" not in assignment:
-        raise ValueError(f"override {assignment!r} must look like section.key=value")
+        raise ConfigError(f"override {assignment!r} must look like section.key=value")
     dotted, raw = assignment.split("=", 1)
     keys = dotted.strip().split(".")
     if keys[0] not in SECTIONS:
-        raise ValueError(f"override {assignment!r}: unknown section {keys[0]!r} "
-                         f"(one of {list(SECTIONS)})")
+        raise ConfigError(f"--set {assignment}: unknown section {keys[0]!r} "
+                          f"(one of {', '.join(SECTIONS)})")
     result = copy.deepcopy(config)
     node = result
     for key in keys[:-1]:
@@ -62,6 +91,9 @@ def apply_override(config: dict, assignment: str) -> dict:
             node[key] = {}
         node = node[key]
     node[keys[-1]] = yaml.safe_load(raw)
+    if len(keys) > 1 and keys[1] not in SECTION_KEYS.get(keys[0], (keys[1],)):
+        raise ConfigError(f"--set {assignment}: {dotted} is not a setting; {keys[0]} takes "
+                          f"{', '.join(SECTION_KEYS[keys[0]])}")
     return result
 
 
@@ -70,16 +102,17 @@ def load_config(name: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
     path = config_path(name)
     config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping at the top level")
     for assignment in overrides:
         config = apply_override(config, assignment)
     unknown = set(config) - set(SECTIONS)
     missing = [key for key in REQUIRED if key not in config]
     if unknown or missing:
-        raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}, missing key(s) {missing}")
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}, missing key(s) {missing}")
+    _check_section_keys(config, str(path))
     config = _expand(config)
     unset = sorted(set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", yaml.safe_dump(config))))
     if unset:
-        raise ValueError(f"{path}: environment variable(s) {unset} used by the config are not set")
+        raise ConfigError(f"{path}: environment variable(s) {unset} used by the config are not set")
     config["_source"] = str(path)
     return config

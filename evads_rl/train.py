@@ -14,6 +14,9 @@ starts from the SFT output.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import difflib
 import json
 import logging
 import os
@@ -25,6 +28,7 @@ from pathlib import Path
 from evads_tasks.tiny_model import NOTICE_FILE, ensure_tiny_vlm, is_tiny_random
 
 from .callbacks import StepLogCallback
+from .config import ConfigError
 from .data import FrameSettings, build_dataset
 from .judging import MGGRPORewards, MGJudgeScorer
 from .rewards import RewardWeights
@@ -32,13 +36,15 @@ from .rewards import RewardWeights
 log = logging.getLogger(__name__)
 TINY_PREFIX = "tiny:"
 STAGES = ("sft", "grpo")
+DATA_KEYS = {"sft": "sft", "grpo": "rl"}  # each stage's annotation file in the data section
+JUDGE_MODES = ("env", "similarity")
 ADAPTER_DIR = "adapter"
 RUN_INFO_FILE = "evads_training.json"
 
 
 @dataclass
 class StageResult:
-    trainer: object  # the TRL trainer, kept for inspection (tests, notebooks)
+    trainer: object | None  # the TRL trainer (tests, notebooks); None: a finished stage reused
     final_dir: Path
     rewards: MGGRPORewards | None = None
 
@@ -60,7 +66,7 @@ def model_notice(model: str) -> str | None:
 def make_judge(mode: str = "env", cache_dir: str | os.PathLike | None = None):
     """``similarity``: the offline fallback judge unless a judge URL is configured in the
     environment (a real judge always wins); ``env``: whatever ``judge_from_env`` finds."""
-    if mode not in ("env", "similarity"):
+    if mode not in JUDGE_MODES:
         raise ValueError(f"judge must be 'env' or 'similarity', got {mode!r}")
     if mode == "similarity" and not os.environ.get("EVADS_JUDGE_BASE_URL"):
         from evads_tasks.judge.similarity import SimilarityJudge
@@ -77,41 +83,151 @@ def frame_settings(config: dict) -> FrameSettings:
                          max_side=int(data.get("max_side", 224)))
 
 
+def _settings_error(section: str, cls_name: str, key: str, valid: Sequence[str]) -> ConfigError:
+    near = difflib.get_close_matches(key, valid, n=3)
+    hint = f" (did you mean {', '.join(near)}?)" if near else ""
+    return ConfigError(f"{section}.{key} is not a {cls_name} setting{hint}; see {cls_name} "
+                       "for the valid keys")
+
+
+def _typed_settings(cls, section: str, values: Mapping) -> dict:
+    """``values`` checked against the fields of the dataclass ``cls``: every key a field,
+    and no text where the field takes a number or a flag (YAML reads ``1e-5`` as text:
+    write ``1.0e-5``)."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{section} must be a mapping of {cls.__module__.split('.')[0]}."
+                          f"{cls.__name__} settings")
+    fields = {field.name: field for field in dataclasses.fields(cls) if field.init}
+    name = f"{cls.__module__.split('.')[0]}.{cls.__name__}"
+    for key, value in values.items():
+        if key not in fields:
+            raise _settings_error(section, name, key, list(fields))
+        default, annotation = fields[key].default, str(fields[key].type)
+        flag = isinstance(default, bool)
+        number = isinstance(default, (int, float)) and not flag
+        if isinstance(value, str) and (flag or number) and "str" not in annotation:
+            raise ConfigError(f"{section}.{key}: expected {type(default).__name__} like "
+                              f"{default!r}, got the text {value!r}")
+    return dict(values)
+
+
+def _trl_config(cls, section: str, config: dict, output_dir, neutral_hardware: bool, **extra):
+    """TRL's config for one stage; ``neutral_hardware`` parses it as on a CPU machine
+    (``use_cpu``), so a GPU config (bf16, vLLM) can be validated where there is no GPU."""
+    values = _typed_settings(cls, section, config[section])
+    if neutral_hardware:
+        values["use_cpu"] = True
+    try:
+        return cls(output_dir=str(output_dir), **extra, **values)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{section}: not a valid {cls.__name__}: {error}") from None
+
+
 def peft_config(config: dict):
     if not config.get("peft"):
         return None
     from peft import LoraConfig
 
-    return LoraConfig(**config["peft"])
+    try:
+        return LoraConfig(**_typed_settings(LoraConfig, "peft", config["peft"]))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"peft: not a valid LoraConfig: {error}") from None
 
 
-def sft_args(config: dict, output_dir: str | os.PathLike):
+def sft_args(config: dict, output_dir: str | os.PathLike, neutral_hardware: bool = False):
     from trl import SFTConfig
 
-    return SFTConfig(output_dir=str(output_dir), **config["sft"])
+    return _trl_config(SFTConfig, "sft", config, output_dir, neutral_hardware)
 
 
-def grpo_args(config: dict, output_dir: str | os.PathLike):
+def grpo_args(config: dict, output_dir: str | os.PathLike, neutral_hardware: bool = False):
     from trl import GRPOConfig
 
-    weights = RewardWeights.from_mapping(config.get("reward_weights"))
-    return GRPOConfig(output_dir=str(output_dir), reward_weights=weights.as_list(),
-                      **config["grpo"])
+    try:
+        weights = RewardWeights.from_mapping(config.get("reward_weights"))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"reward_weights: {error}") from None
+    return _trl_config(GRPOConfig, "grpo", config, output_dir, neutral_hardware,
+                       reward_weights=weights.as_list())
+
+
+def stage_args(config: dict, stage: str, output_dir: str | os.PathLike,
+               neutral_hardware: bool = False):
+    """The TRL config of ``stage`` (``sft`` or ``grpo``)."""
+    build = sft_args if stage == "sft" else grpo_args
+    return build(config, output_dir, neutral_hardware)
+
+
+def check_settings(config: dict, stage_dirs: Mapping[str, Path],
+                   neutral_hardware: bool = False) -> dict:
+    """Every setting of the stages (``{stage: its output folder}``) checked (TRL configs,
+    LoRA, judge, frames, launcher file) before anything is decoded or trained; returns
+    each stage's TRL config."""
+    judge = config.get("judge", "env")
+    if judge not in JUDGE_MODES:
+        raise ConfigError(f"judge must be one of {', '.join(JUDGE_MODES)}, got {judge!r}")
+    try:
+        frame_settings(config)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"data.num_frames / data.max_side: {error}") from None
+    launcher = config.get("accelerate_config")
+    if launcher and not Path(launcher).is_file():
+        raise ConfigError(f"accelerate_config: launcher file {launcher} not found")
+    peft_config(config)
+    return {stage: stage_args(config, stage, folder, neutral_hardware)
+            for stage, folder in stage_dirs.items()}
+
+
+def missing_paths(config: dict, stages: Sequence[str] = STAGES, model: str | None = None
+                  ) -> list[str]:
+    """What the stages would read that is not here: the model folder (``--model``, or
+    ``model`` when it is a path rather than a hub id or ``tiny:``), each stage's annotation
+    file and the video folder; one line each, naming the key to set."""
+    problems = []
+    if model is not None:
+        if not Path(model).is_dir():
+            problems.append(f"--model {model}: model folder not found")
+    elif not _model_found(str(config["model"])):
+        problems.append(f"model {config['model']}: model folder not found "
+                        "(set --set model=PATH, a local folder or a hub id)")
+    data = config["data"]
+    for stage in stages:
+        key = DATA_KEYS[stage]
+        if not data.get(key):
+            problems.append(f"data.{key} is not set: set --set data.{key}=PATH")
+        elif not Path(data[key]).is_file():
+            problems.append(f"data.{key} file {data[key]} not found: set --set data.{key}=PATH")
+    if data.get("video_dir") and not Path(data["video_dir"]).is_dir():
+        problems.append(f"data.video_dir folder {data['video_dir']} not found: "
+                        "set --set data.video_dir=PATH")
+    return problems
+
+
+def _model_found(spec: str) -> bool:
+    """``tiny:`` and hub ids (``org/name``) are found later; a path must exist now."""
+    if spec.startswith(TINY_PREFIX) or Path(spec).expanduser().exists():
+        return True
+    looks_like_path = (Path(spec).is_absolute() or spec.startswith((".", "~"))
+                       or spec.count("/") != 1)
+    return not looks_like_path
+
+
+def require_paths(config: dict, stages: Sequence[str] = STAGES, model: str | None = None
+                  ) -> None:
+    problems = missing_paths(config, stages, model)
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def resume_checkpoint(resume: bool | str | None, output_dir: Path) -> str | None:
-    """The checkpoint folder to resume from: True -> the latest in ``output_dir`` (a fresh
-    start, said so, when there is none); a path -> that folder."""
+    """The checkpoint folder to resume from: True -> the latest in ``output_dir`` (None when
+    there is none); a path -> that folder."""
     if not resume:
         return None
     if resume is True:
         from transformers.trainer_utils import get_last_checkpoint
 
-        latest = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        if latest is None:
-            print(f"resume: no checkpoint-* in {output_dir}, starting this stage fresh",
-                  flush=True)
-        return latest
+        return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
     if not Path(resume).is_dir():
         raise FileNotFoundError(f"resume: checkpoint folder {resume} not found")
     return str(resume)
@@ -159,6 +275,102 @@ def starting_weights(model: str, checkpoint: str | None, config: dict) -> str:
     return checkpoint if checkpoint and not config.get("peft") else model
 
 
+def _trainer_state(checkpoint: str | os.PathLike) -> dict:
+    path = Path(checkpoint) / "trainer_state.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _target_step(args, recorded: int | None) -> int | None:
+    """The step a stage ends at: ``max_steps`` when set, else what the run recorded (the
+    Trainer's count from ``num_train_epochs``)."""
+    return args.max_steps if args.max_steps > 0 else recorded
+
+
+def finished_final(output_dir: Path, checkpoint: str | None, args) -> Path | None:
+    """``final/`` of a stage that already reached its last step, with no later checkpoint
+    beside it: a resume of it has nothing to train."""
+    final = output_dir / "final"
+    info_file = final / RUN_INFO_FILE
+    if not info_file.is_file():
+        return None
+    info = json.loads(info_file.read_text(encoding="utf-8"))
+    step, target = info.get("global_step", 0), _target_step(args, info.get("max_steps"))
+    if checkpoint and _trainer_state(checkpoint).get("global_step", 0) > step:
+        return None
+    return final if target is not None and step >= target else None
+
+
+def checkpoint_is_last(checkpoint: str | None, args) -> bool:
+    """True when ``checkpoint`` was saved at the stage's last step. The Trainer would still
+    train one step from it (transformers 5.23 checks ``max_steps`` only after a step)."""
+    if not checkpoint:
+        return False
+    state = _trainer_state(checkpoint)
+    target = _target_step(args, state.get("max_steps"))
+    return target is not None and state.get("global_step", 0) >= target
+
+
+class _ExpectedReloadWarnings(logging.Filter):
+    """Drops the Trainer's missing/unexpected-key warnings of its checkpoint reload, which are
+    expected when ``starting_weights`` already loaded the checkpoint with from_pretrained."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(
+            ("There were missing keys in the checkpoint model loaded",
+             "There were unexpected keys in the checkpoint model loaded"))
+
+
+@contextlib.contextmanager
+def _checkpoint_reload_quiet(stage: str, checkpoint: str | None, config: dict):
+    if not checkpoint or config.get("peft"):
+        yield
+        return
+    print(f"[{stage}] resume: weights restored from {checkpoint} via from_pretrained; the "
+          "Trainer's own reload of it cannot map the Qwen-VL key names and its missing/"
+          "unexpected-key warnings are expected, so they are not shown", flush=True)
+    trainer_log = logging.getLogger("transformers.trainer")
+    quiet = _ExpectedReloadWarnings()
+    trainer_log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        trainer_log.removeFilter(quiet)
+
+
+def _train_or_restore(trainer, stage: str, checkpoint: str | None, config: dict) -> None:
+    """Train (resuming from ``checkpoint``), or, when the checkpoint is the stage's last step
+    and only ``final/`` is missing, restore it without training another step."""
+    if checkpoint_is_last(checkpoint, trainer.args):
+        from transformers import TrainerState
+
+        trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+        if config.get("peft"):  # the full model was loaded from the checkpoint already
+            trainer._load_from_checkpoint(checkpoint)
+        print(f"[{stage}] already complete at {checkpoint} (step {trainer.state.global_step});"
+              " saving final/ from it, nothing trained", flush=True)
+        return
+    with _checkpoint_reload_quiet(stage, checkpoint, config):
+        trainer.train(resume_from_checkpoint=checkpoint)
+
+
+def _resume_point(stage: str, resume: bool | str | None, output_dir: Path, args
+                  ) -> tuple[str | None, StageResult | None]:
+    """The checkpoint to resume from, or the stage's result when it is already complete."""
+    checkpoint = resume_checkpoint(resume, output_dir)
+    if not resume:
+        return None, None
+    final = finished_final(output_dir, checkpoint, args)
+    if final is not None:
+        step = json.loads((final / RUN_INFO_FILE).read_text(encoding="utf-8"))["global_step"]
+        print(f"[{stage}] already complete (step {step}): reusing {final}, nothing trained",
+              flush=True)
+        return checkpoint, StageResult(None, final)
+    if checkpoint is None:
+        print(f"[{stage}] resume: no checkpoint-* in {output_dir}, starting this stage fresh",
+              flush=True)
+    return checkpoint, None
+
+
 def _finish(trainer, output_dir: Path, model: str, info: Mapping) -> Path:
     """Save the final model into ``output_dir/final``, with the processor and a run note.
 
@@ -180,6 +392,7 @@ def _finish(trainer, output_dir: Path, model: str, info: Mapping) -> Path:
         if is_tiny_random(model):  # the copy is just as random: keep the warning with it
             shutil.copy(Path(model) / NOTICE_FILE, final / NOTICE_FILE)
         note = {**info, "start_model": model, "global_step": trainer.state.global_step,
+                "max_steps": trainer.state.max_steps,
                 "lora_adapter": str(final / ADAPTER_DIR) if lora else None,
                 "model_notice": model_notice(model)}
         (final / RUN_INFO_FILE).write_text(json.dumps(note, ensure_ascii=False, indent=2) + "\n",
@@ -194,6 +407,11 @@ def run_sft(config: dict, output_dir: str | os.PathLike, resume: bool | str | No
     from trl import SFTTrainer
 
     output_dir = Path(output_dir)
+    args = check_settings(config, {"sft": output_dir})["sft"]
+    require_paths(config, ("sft",), model)
+    checkpoint, done = _resume_point("sft", resume, output_dir, args)
+    if done:
+        return done
     model = model or resolve_model(config["model"])
     notice = model_notice(model)
     if notice:
@@ -201,12 +419,10 @@ def run_sft(config: dict, output_dir: str | os.PathLike, resume: bool | str | No
     data = config["data"]
     dataset = build_dataset(data["sft"], "sft", data.get("video_dir"), frame_settings(config),
                             data.get("limit"))
-    checkpoint = resume_checkpoint(resume, output_dir)
     trainer = SFTTrainer(model=starting_weights(model, checkpoint, config),
-                         args=sft_args(config, output_dir), train_dataset=dataset,
-                         peft_config=peft_config(config),
+                         args=args, train_dataset=dataset, peft_config=peft_config(config),
                          callbacks=[StepLogCallback(output_dir, "sft", notice)])
-    trainer.train(resume_from_checkpoint=checkpoint)
+    _train_or_restore(trainer, "sft", checkpoint, config)
     final = _finish(trainer, output_dir, model, {"stage": "sft", "judge": None})
     return StageResult(trainer, final)
 
@@ -217,6 +433,11 @@ def run_grpo(config: dict, output_dir: str | os.PathLike, resume: bool | str | N
     from trl import GRPOTrainer
 
     output_dir = Path(output_dir)
+    args = check_settings(config, {"grpo": output_dir})["grpo"]
+    require_paths(config, ("grpo",), model)
+    checkpoint, done = _resume_point("grpo", resume, output_dir, args)
+    if done:
+        return done
     model = model or resolve_model(config["model"])
     notice = model_notice(model)
     judge = judge or make_judge(config.get("judge", "env"))
@@ -224,15 +445,13 @@ def run_grpo(config: dict, output_dir: str | os.PathLike, resume: bool | str | N
     data = config["data"]
     dataset = build_dataset(data["rl"], "grpo", data.get("video_dir"), frame_settings(config),
                             data.get("limit"))
-    args = grpo_args(config, output_dir)
     weights = RewardWeights(*args.reward_weights)
     rewards = MGGRPORewards(MGJudgeScorer(judge, weights))
-    checkpoint = resume_checkpoint(resume, output_dir)
     trainer = GRPOTrainer(model=starting_weights(model, checkpoint, config),
                           reward_funcs=rewards.functions(), args=args,
                           train_dataset=dataset, peft_config=peft_config(config),
                           callbacks=[StepLogCallback(output_dir, "grpo", notice, judge.name)])
-    trainer.train(resume_from_checkpoint=checkpoint)
+    _train_or_restore(trainer, "grpo", checkpoint, config)
     stats = rewards.scorer.stats
     print(f"[grpo] judge requests {stats.requests}, judge errors {stats.errors} "
           f"({judge.name})", flush=True)

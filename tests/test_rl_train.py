@@ -129,7 +129,42 @@ def test_sft_two_steps_finite_loss_and_every_parameter_changes(sft_run):
     assert (result.final_dir / NOTICE_FILE).is_file()  # the trained copy is still random
 
 
-def test_resume_from_step_1_reaches_the_same_step_2(sft_run, sample_dir, tiny_model, tmp_path):
+def _sft_cli(run: Path, sample_dir: Path, tiny_model: str, *extra: str) -> int:
+    annotations = sample_dir / "annotations"
+    return main(["sft", "--output-dir", str(run), "--set", f"model={tiny_model}",
+                 "--set", f"data.sft={annotations / 'sft.parquet'}",
+                 "--set", f"data.video_dir={sample_dir / 'videos'}", *extra])
+
+
+def test_resume_of_a_finished_stage_trains_nothing(sft_run, sample_dir, tiny_model, tmp_path,
+                                                   capsys):
+    _, uninterrupted, out = sft_run
+    run = tmp_path / "run"
+    shutil.copytree(out / "sft", run / "sft")
+    final_files = {p.name: p.stat().st_mtime_ns for p in (run / "sft" / "final").iterdir()}
+    assert _sft_cli(run, sample_dir, tiny_model, "--resume") == 0
+    assert "[sft] already complete (step 2): reusing" in capsys.readouterr().out
+    assert not (run / "sft" / "checkpoint-3").exists()
+    assert {p.name: p.stat().st_mtime_ns for p in (run / "sft" / "final").iterdir()} \
+        == final_files
+    # Crashed after the last checkpoint, before final/: final/ is written from it, untrained.
+    shutil.rmtree(run / "sft" / "final")
+    assert _sft_cli(run, sample_dir, tiny_model, "--resume") == 0
+    assert "already complete at" in capsys.readouterr().out
+    assert not (run / "sft" / "checkpoint-3").exists()
+    info = json.loads((run / "sft" / "final" / RUN_INFO_FILE).read_text())
+    assert info["global_step"] == 2
+    restored = _weights(str(run / "sft" / "final"))
+    for name, param in uninterrupted.trainer.model.named_parameters():
+        assert torch.equal(restored[name], param.detach()), name
+    # A longer run asked of a finished stage continues it.
+    assert _sft_cli(run, sample_dir, tiny_model, "--resume", "--set", "sft.max_steps=3") == 0
+    assert (run / "sft" / "checkpoint-3").is_dir()
+    assert json.loads((run / "sft" / "final" / RUN_INFO_FILE).read_text())["global_step"] == 3
+
+
+def test_resume_from_step_1_reaches_the_same_step_2(sft_run, sample_dir, tiny_model, tmp_path,
+                                                    capfd):
     _, uninterrupted, out = sft_run
     run = tmp_path / "run"
     shutil.copytree(out / "sft" / "checkpoint-1", run / "sft" / "checkpoint-1")
@@ -143,6 +178,10 @@ def test_resume_from_step_1_reaches_the_same_step_2(sft_run, sample_dir, tiny_mo
                  "--set", f"data.sft={annotations / 'sft.parquet'}",
                  "--set", f"data.video_dir={sample_dir / 'videos'}"])
     assert code == 0
+    out, err = capfd.readouterr()
+    # The Trainer's own reload warns of every key (Qwen-VL key renaming): said once, not shown.
+    assert "weights restored from" in out and "via from_pretrained" in out
+    assert "missing keys" not in out + err and "unexpected keys" not in out + err
     log = _log(run / "sft" / "metrics.jsonl")
     assert [e["step"] for e in log if "loss" in e] == [1, 2]  # step 2 logged once, by the resume
     assert log[-1]["step"] == 2 and "train_runtime" in log[-1]
