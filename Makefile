@@ -71,6 +71,7 @@ demo: demo-annotations demo-eval demo-density demo-rl  ## the main job on the sa
 # The tiny model's runs cap pixels per frame and new tokens (64) for CPU; any other model
 # keeps the official 1524 new tokens. Judge calls run on EVADS_JUDGE_CONCURRENCY (16) threads
 # (the lmms_eval console script passes --process_docs_parallel unless EVAL_FLAGS does).
+# A failed run stops here: lmms_eval exits 1 with the cause last (lmms-eval itself exits 0).
 TINY_VLM ?= $(OUT)/models/tiny-random-qwen2-5-vl
 MODEL ?= qwen2_5_vl
 MODEL_ARGS ?= pretrained=$(TINY_VLM),device=cpu,device_map=cpu,fps=2,max_num_frames=768,min_pixels=3136,max_pixels=25088
@@ -121,22 +122,27 @@ demo-rl: sample  ## CPU smoke training (SFT 2 steps, GRPO 2 steps) on the sample
 	@echo "note: the random model never writes the tags, so with the similarity judge every GRPO reward is 0 and its gradient is 0 (tests/test_rl_train.py shows GRPO moving every weight with a scripted loopback judge)"
 
 # ---- multi-modal information density (make density / make demo-density) ----
-# DATASET: a folder of videos, an annotation file (+ VIDEO_DIR for both sources) or a hub id.
-# DENSITY_FLAGS: e.g. --workers 2, --backend ray, --visual-model DIR, --ocr-count unique.
+# DATASET: a folder of videos, an annotation file or a hub id. Videos of an annotation file:
+# VIDEO_DIR, else $EVADS_VIDEO_DIR, else videos/ beside its annotations/ folder or beside the
+# file (as for make eval); none found -> the annotations alone.
+# Output: DENSITY_OUT (default $(OUT)/density); rerun to resume, --fresh to start over.
 DATASET ?=
 VIDEO_DIR ?=
+DENSITY_OUT ?= $(OUT)/density
 DENSITY_FLAGS ?=
+DENSITY_USAGE := make density DATASET=PATH [VIDEO_DIR=DIR] [OUT=ROOT | DENSITY_OUT=DIR] [DENSITY_FLAGS='...']
 
-density: install  ## Vden/Aden/Oden of DATASET=PATH [VIDEO_DIR=DIR] [OUT=DIR] [DENSITY_FLAGS=]
-	@test -n "$(DATASET)" || { echo "usage: make density DATASET=PATH [VIDEO_DIR=DIR] [OUT=DIR]"; exit 2; }
-	$(PY) -m evads_density "$(DATASET)" --out $(if $(filter runs,$(OUT)),$(OUT)/density,$(OUT)) \
+density: install  ## Vden/Aden/Oden of DATASET=PATH [VIDEO_DIR=] [OUT=ROOT|DENSITY_OUT=DIR] [DENSITY_FLAGS=]
+	@test -n "$(DATASET)" || { echo "DATASET is required: $(DENSITY_USAGE)"; \
+	  echo "  DENSITY_FLAGS: any of python -m evads_density --help, e.g. --source annotations, --workers 2, --backend ray, --visual-model DIR, --asr-model DIR, --ocr-count unique, --device cuda, --fresh"; exit 2; }
+	$(PY) -m evads_density "$(DATASET)" --out "$(DENSITY_OUT)" \
 	  $(if $(VIDEO_DIR),--video-dir "$(VIDEO_DIR)") $(DENSITY_FLAGS)
 
 demo-density: sample  ## density of the sample, from its videos and its annotations -> runs/demo/density
 	$(PY) -m evads_density $(SAMPLE)/annotations/test.parquet --video-dir $(SAMPLE)/videos \
 	  --out $(OUT)/demo/density --workers 2
 
-demo-annotations: sample
+demo-annotations: sample  ## summary of the sample's annotations (videos, questions per task and category)
 	$(PY) -m evads_tasks.annotations summary $(SAMPLE)/annotations/test.parquet
 
 bench: install  ## speed targets: runs every bench/*.py (judge throughput, ...)

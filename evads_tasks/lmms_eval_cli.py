@@ -9,6 +9,13 @@ lmms-eval runs ``process_results`` (our judge calls) on ``--process_docs_paralle
 threads, 4 by default, which would cap judge concurrency at 4 whatever
 ``$EVADS_JUDGE_CONCURRENCY`` says; unless the user passes the flag, it is set to that
 variable (default 16).
+
+lmms-eval 0.7.3 exits 0 when an evaluation fails: ``cli_evaluate`` catches the error, logs
+``Error during evaluation: RetryError[<Future ... raised AnnotationError>]`` and returns,
+and a failure to save the results is only a logged warning. So that scripts (``make eval``)
+stop, this wrapper watches each evaluation (lmms-eval's ``cli_evaluate_single``) and exits 1
+when one raised or wrote no new ``*_results.json`` under its ``--output_path``, printing the
+root cause (our AnnotationError or JudgeConfigError text, not tenacity's wrapper) last.
 """
 
 from __future__ import annotations
@@ -16,14 +23,32 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
+import traceback
+from collections.abc import Callable
+from pathlib import Path
 
+from tenacity import RetryError
+
+from .annotations import AnnotationError
+from .judge.api import JudgeConfigError
 from .judge.config import CONCURRENCY_ENV
 from .judge.http_judge import DEFAULT_CONCURRENCY
+from .run_report import RESULTS_GLOB
 from .tasks import INCLUDE_PATH
 
 _EVAL_FLAG = "--include_path"
 _TASKS_FLAG = "--include-path"
 PARALLEL_FLAGS = ("--process_docs_parallel", "--process-docs-parallel")
+HELP_FLAGS = ("-h", "--help")
+WRAPPER_HELP = (
+    "This lmms_eval is the E-VAds wrapper around lmms-eval's own command line (its help "
+    "follows): it adds the E-VAds tasks (evads, evads_perception, evads_reasoning, "
+    "evads_bp, ...) to the include path, after any --include_path you give, passes "
+    f"--process_docs_parallel ${CONCURRENCY_ENV} (default {DEFAULT_CONCURRENCY}) unless you "
+    "give that flag, so that judge calls run on that many threads, and exits 1 with the "
+    "cause on the last line when an evaluation fails (lmms-eval itself exits 0)."
+)
 
 
 def split_include_paths(argv: list[str], flag: str) -> tuple[list[str], list[str]]:
@@ -57,9 +82,90 @@ def with_judge_parallelism(argv: list[str], env: dict[str, str]) -> list[str]:
     return [*argv, PARALLEL_FLAGS[0], threads]
 
 
-def main(argv: list[str] | None = None) -> None:
+def root_cause(error: BaseException) -> BaseException:
+    """The error behind tenacity's RetryError: lmms-eval retries building a task (our
+    ``process_docs``) and scoring a sample, and raises the RetryError when all tries fail."""
+    while isinstance(error, RetryError) and error.last_attempt.failed:
+        error = error.last_attempt.exception()
+    return error
+
+
+def failure_message(error: BaseException) -> str:
+    """The root cause on one line: our errors' text as is, anything else with its type."""
+    cause = root_cause(error)
+    text = " ".join(str(cause).split())
+    return text if isinstance(cause, (AnnotationError, JudgeConfigError)) else \
+        f"{type(cause).__name__}: {text}"
+
+
+def results_files(output_path: str | Path) -> dict[Path, int]:
+    """Every lmms-eval results JSON under ``output_path`` with its modification time (ns)."""
+    root = Path(output_path)
+    return {p: p.stat().st_mtime_ns for p in root.rglob(RESULTS_GLOB)} if root.is_dir() else {}
+
+
+class EvaluationWatcher:
+    """Stands in for lmms-eval's ``cli_evaluate_single`` (one evaluation; a ``--config`` file
+    can list several) and records why an evaluation failed, then lets lmms-eval go on as
+    usual: it logs the error and continues with the next one."""
+
+    def __init__(self, evaluate_one: Callable) -> None:
+        self.evaluate_one = evaluate_one
+        self.failures: list[str] = []
+
+    def __call__(self, args: argparse.Namespace) -> tuple:
+        output_path = getattr(args, "output_path", None)
+        before = results_files(output_path) if output_path else {}
+        try:
+            results, samples = self.evaluate_one(args)
+        except SystemExit:  # lmms-eval exits 0 when --tasks is missing, as for --tasks list
+            if not getattr(args, "tasks", None):
+                self.failures.append("no --tasks given: name the tasks to run (e.g. --tasks "
+                                     "evads)")
+            raise
+        except Exception as error:
+            self.failures.append(failure_message(error))
+            raise
+        # results is None on the processes other than the main one, which write nothing
+        if results is not None and output_path:
+            after = results_files(output_path)
+            if not [path for path, stamp in after.items() if before.get(path) != stamp]:
+                self.failures.append(f"lmms-eval wrote no {RESULTS_GLOB} under {output_path} "
+                                     "(see its log above)")
+        return results, samples
+
+
+def evaluate(evaluation_args: argparse.Namespace) -> int:
+    """lmms-eval's ``cli_evaluate`` with every evaluation watched: 0, or 1 after printing
+    each failure's cause (the last line is the last failure's cause)."""
+    import lmms_eval.__main__ as lmms_eval_entry
+
+    watcher = EvaluationWatcher(lmms_eval_entry.cli_evaluate_single)
+    lmms_eval_entry.cli_evaluate_single = watcher  # cli_evaluate looks it up on each call
+    try:
+        lmms_eval_entry.cli_evaluate(evaluation_args)
+    except SystemExit:
+        if not watcher.failures:
+            raise
+    except Exception as error:  # --verbosity DEBUG re-raises; a bad --config fails early
+        traceback.print_exc()
+        if failure_message(error) not in watcher.failures:
+            watcher.failures.append(failure_message(error))
+    finally:
+        lmms_eval_entry.cli_evaluate_single = watcher.evaluate_one
+    if not watcher.failures:
+        return 0
+    sys.stdout.flush()  # lmms-eval logs to stdout: the causes must come after its log
+    for message in dict.fromkeys(watcher.failures):
+        print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     program = sys.argv[0]
+    if any(arg in HELP_FLAGS for arg in argv):
+        print(textwrap.fill(WRAPPER_HELP, width=88) + "\n", flush=True)
     if argv and argv[0] == "tasks":
         from lmms_eval.cli.dispatch import _build_parser
 
@@ -67,20 +173,18 @@ def main(argv: list[str] | None = None) -> None:
         args = _build_parser().parse_args(rest)
         args.include_path = with_evads(paths)
         args.func(args)
-        return
+        return 0
     if argv and (argv[0] == "eval" and len(argv) > 1 or argv[0].startswith("-")) \
-            and argv not in (["--help"], ["-h"]):
-        from lmms_eval.__main__ import cli_evaluate
-
+            and not (len(argv) == 1 and argv[0] in HELP_FLAGS):
         rest, paths = split_include_paths(argv[1:] if argv[0] == "eval" else argv, _EVAL_FLAG)
         sys.argv = [program, *with_judge_parallelism(rest, dict(os.environ))]
-        cli_evaluate(argparse.Namespace(include_path=with_evads(paths)))
-        return
+        return evaluate(argparse.Namespace(include_path=with_evads(paths)))
     from lmms_eval.cli.dispatch import main as lmms_eval_main
 
     sys.argv = [program, *argv]
     lmms_eval_main()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

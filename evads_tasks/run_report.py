@@ -23,6 +23,7 @@ from .scoring import check_level
 from .tiny_model import is_tiny_random, looks_tiny_random
 
 REPORT_NAME = "evads_report.md"
+RESULTS_GLOB = "*_results.json"  # what lmms-eval's EvaluationTracker names a run's results
 _FALLBACK_WARNING = ("Scores come from the offline similarity fallback, not the paper's LLM "
                      "judge: they are not comparable with published E-VAds numbers.")
 
@@ -46,7 +47,10 @@ def find_run(results_dir: str | Path, since: float | None = None) -> tuple[Path,
     run fails, and an older run's results in the same folder must not stand in for it.
     """
     root = Path(results_dir)
-    runs = sorted(root.rglob("*_results.json"), key=lambda p: (p.stat().st_mtime, p.name))
+    if not root.is_dir():
+        raise FileNotFoundError(f"folder not found: {root}" if not root.exists() else
+                                f"{root} is not a folder: pass the run's --output_path folder")
+    runs = sorted(root.rglob(RESULTS_GLOB), key=lambda p: (p.stat().st_mtime, p.name))
     if since is not None:
         runs = [p for p in runs if p.stat().st_mtime >= since]
     if not runs:
@@ -177,6 +181,14 @@ def model_description(config: dict, run_dir: Path | None = None) -> str:
     return text
 
 
+def limit_text(limit: float) -> str:
+    """lmms-eval's ``--limit`` in words: between 0 and 1 a fraction of each task's questions,
+    else a count (which it stores as a float: 2.0 reads as 2)."""
+    if 0 < limit < 1:
+        return f"{limit * 100:g}% of the questions per task"
+    return f"{int(limit) if float(limit).is_integer() else limit} questions per task"
+
+
 def format_report(results: dict, summary: dict, judges: list[str], source: Path,
                   no_answers: int = 0) -> str:
     config = results.get("config") or {}
@@ -189,8 +201,8 @@ def format_report(results: dict, summary: dict, judges: list[str], source: Path,
     if any("fallback" in judge for judge in judges):
         lines.append(f"- **{_FALLBACK_WARNING}**")
     if config.get("limit") not in (None, -1):
-        lines.append(f"- limit: {config['limit']} questions per task (a partial run, not the "
-                     "full benchmark)")
+        lines.append(f"- limit: {limit_text(config['limit'])} (a partial run, not the full "
+                     "benchmark)")
     lines += ["- R5/R3/R2/G average the judged questions only; judge errors are counted, "
               "not scored. Dimension and overall rows are the size-weighted mean of the task "
               "rows (as lmms-eval's group rows); category rows average their judged "

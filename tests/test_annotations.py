@@ -400,15 +400,31 @@ def test_summary_of_a_bad_file_exits_2_with_the_error_on_stderr(tmp_path):
     assert f"file {path}" in done.stderr and "parquet" in done.stderr
 
 
-def test_hub_id_offline_points_at_the_environment_variable(tmp_path):
-    code = ("from evads_tasks.annotations import load_annotations\n"
-            "load_annotations('TaobaoTmall-AlgorithmProducts/E-VAds_Benchmark')")
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1",
-                               "HF_HOME": str(tmp_path / "hf")})
-    assert done.returncode != 0
-    assert "AnnotationError" in done.stderr and ANNOTATIONS_ENV in done.stderr
+def test_hub_id_offline_names_the_dataset_and_says_to_pass_a_local_file(tmp_path):
+    """Outside lmms-eval too (the summary CLI, evads_density): the hint names no lmms-eval
+    setting only, and the id is called a hub dataset, not a file."""
+    hub_id = "TaobaoTmall-AlgorithmProducts/E-VAds_Benchmark"
+    done = run_cli("summary", hub_id, env={"HF_HUB_OFFLINE": "1",
+                                           "HF_HOME": str(tmp_path / "hf")})
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"error: hub dataset {hub_id}: could not fetch ")
+    assert done.stderr.rstrip().endswith(
+        f"pass a local annotation file instead (or set {ANNOTATIONS_ENV})")
+    assert f"file {hub_id}" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_folder_is_refused_as_a_folder(tmp_path):
+    done = run_cli("summary", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: {tmp_path} is a folder: pass an annotation file "
+                                   "(.parquet, .jsonl or .json)")
+
+
+def test_make_help_lists_demo_annotations():
+    listed = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60, check=True).stdout
+    line = next(line for line in listed.splitlines() if line.startswith("demo-annotations\t"))
+    assert "summary of the sample's annotations" in line
 
 
 def test_annotations_from_the_environment_variable(tmp_path, monkeypatch):

@@ -6,7 +6,8 @@
   Qwen2.5-VL through lmms-eval's own ``qwen2_5_vl`` class, decoding real frames;
 - ``lmms_eval tasks subtasks``: with lmms-eval's built-in tasks indexed, every E-VAds name
   still resolves to our files (no clash);
-- ``make eval`` with a user's annotations, and with a run that fails.
+- ``make eval`` with a user's annotations, and with a run that fails;
+- failed runs exit 1 with the root cause on the last line (lmms-eval itself exits 0).
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from pathlib import Path
 
 import pytest
 from judge_server import GARBAGE_REPLY, JudgeServer, fake_judge_policy
+from tenacity import RetryError, retry, stop_after_attempt, wait_fixed
 
 from evads_tasks.annotations import CATEGORIES, load_annotations
+from evads_tasks.judge.api import JudgeConfigError
 from evads_tasks.judge.prompts import SECTION_METADATA, SECTION_QUESTION, read_sections
+from evads_tasks.lmms_eval_cli import failure_message
 from evads_tasks.tasks import INCLUDE_PATH
 from evads_tasks.tasks.utils import OFFICIAL_INSTRUCTION
 from evads_tasks.tiny_model import ensure_tiny_vlm
@@ -43,7 +47,8 @@ def _env(**settings: str) -> dict[str, str]:
 
 
 def _run(command: list[str], env: dict[str, str], out: Path) -> tuple[dict, dict, str]:
-    """Run lmms-eval: results JSON, samples per task, output (it exits 0 even on errors)."""
+    """Run lmms-eval: results JSON, samples per task, output (plain ``lmms-eval`` exits 0
+    even on errors, so a results file is required too)."""
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=600)
     results = sorted(out.rglob("*_results.json"))
@@ -229,8 +234,9 @@ def test_make_eval_with_a_users_data_and_a_run_that_fails(sample_dir, tmp_path):
     first_video.unlink()  # the sample's copy still exists: only the user's folder may be used
     failed = _make("eval", *settings, env=env)
     assert failed.returncode != 0
-    assert "no lmms-eval *_results.json" in failed.stderr and "written since" in failed.stderr
-    assert str(first_video) in failed.stdout + failed.stderr
+    *_, cause, make_error = [line for line in failed.stderr.splitlines() if line.strip()]
+    assert cause.startswith("error: ") and f"video file {first_video} not found" in cause
+    assert make_error.startswith("make: ***")  # make stopped at lmms_eval, before the report
 
 
 def test_only_the_tiny_models_runs_cap_new_tokens():
@@ -242,3 +248,82 @@ def test_only_the_tiny_models_runs_cap_new_tokens():
     assert "--gen_kwargs max_new_tokens=64" in tiny
     assert "max_new_tokens" not in user and "lmms_eval --model qwen2_5_vl" in user
     assert "EVADS_VIDEO_DIR" not in user  # videos/ beside the user's annotations/ folder
+
+
+# ---- failed runs --------------------------------------------------------------------
+
+def _console_script(*args: str, env: dict[str, str]) -> tuple[int, list[str]]:
+    """Exit status and the non-empty lines of stdout and stderr as a terminal shows them."""
+    done = subprocess.run([str(BIN / "lmms_eval"), *args], env=env, cwd=REPO, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+    return done.returncode, [line for line in done.stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("failure", ["missing annotations", "bad prompt", "unwritable output"])
+def test_a_failed_run_exits_1_with_the_cause_last(sample_dir, tmp_path, failure):
+    """lmms-eval 0.7.3 logs the error (a RetryError around ours) and exits 0; the console
+    script exits 1 and ends with the cause, also when lmms-eval only failed to save."""
+    missing = tmp_path / "missing.parquet"
+    settings = {"EVADS_ANNOTATIONS": str(sample_dir / "annotations" / "test.parquet"),
+                "EVADS_VIDEO_DIR": str(sample_dir / "videos"), "EVADS_JUDGE": "similarity",
+                "EVADS_CACHE_DIR": str(tmp_path / "cache")}
+    out = tmp_path / "out"
+    if failure == "missing annotations":
+        settings["EVADS_ANNOTATIONS"] = str(missing)
+    elif failure == "bad prompt":
+        settings["EVADS_PROMPT"] = "bogus"
+    else:
+        out.write_text("a file where lmms-eval needs a folder", encoding="utf-8")
+    status, lines = _console_script("--model", "dummy", "--model_args", "response=a",
+                                    "--tasks", "evads_bp", "--limit", "1",
+                                    "--output_path", str(out), env=_env(**settings))
+
+    assert status == 1, "\n".join(lines[-20:])
+    expected = {
+        "missing annotations": f"error: file {missing}: file not found",
+        "bad prompt": "error: ValueError: EVADS_PROMPT/prompt_format must be one of "
+                      "('official', 'reasoning'), got 'bogus'",
+        "unwritable output": f"error: lmms-eval wrote no *_results.json under {out} "
+                             "(see its log above)",
+    }[failure]
+    assert lines[-1] == expected
+    if failure == "missing annotations":  # what lmms-eval alone would have ended with
+        assert any("Error during evaluation: RetryError[" in line for line in lines)
+    if failure == "unwritable output":
+        assert any("Could not save results aggregated" in line for line in lines)
+    assert not list(tmp_path.rglob("*_results.json"))
+
+
+def test_no_tasks_is_a_failure_not_a_clean_exit():
+    status, lines = _console_script("--model", "dummy", env=_env())
+    assert status == 1
+    assert lines[-1] == "error: no --tasks given: name the tasks to run (e.g. --tasks evads)"
+
+
+def _exhausted_retries(error: Exception) -> Exception:
+    """What lmms-eval raises when its tenacity retries (around process_docs) all fail."""
+    @retry(stop=stop_after_attempt(2), wait=wait_fixed(0))
+    def build_task():
+        raise error
+
+    with pytest.raises(RetryError) as caught:
+        build_task()
+    return caught.value
+
+
+def test_the_cause_is_unwrapped_from_tenacity_and_kept_on_one_line():
+    judge = JudgeConfigError("no judge configured (EVADS_JUDGE_BASE_URL is not set)")
+    assert failure_message(_exhausted_retries(judge)) == str(judge)
+    hub = OSError("We couldn't connect to 'https://huggingface.co'.\nCheck your connection.")
+    assert failure_message(hub) == ("OSError: We couldn't connect to 'https://huggingface.co'. "
+                                    "Check your connection.")
+
+
+def test_help_says_what_the_wrapper_adds_before_lmms_evals_help():
+    status, lines = _console_script("--help", env=_env())
+    assert status == 0
+    usage = next(i for i, line in enumerate(lines) if line.startswith("usage: lmms-eval"))
+    paragraph = " ".join(lines[:usage])
+    assert paragraph.startswith("This lmms_eval is the E-VAds wrapper")
+    assert "E-VAds tasks" in paragraph and "--include_path" in paragraph
+    assert "--process_docs_parallel $EVADS_JUDGE_CONCURRENCY (default 16)" in paragraph

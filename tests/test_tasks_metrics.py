@@ -99,6 +99,20 @@ def test_report_rows_per_task_dimension_overall_and_category():
     assert "size-weighted mean of the task rows" in text
 
 
+@pytest.mark.parametrize(("limit", "words"), [
+    (2.0, "- limit: 2 questions per task (a partial run"),  # lmms-eval stores --limit 2 as 2.0
+    (0.25, "- limit: 25% of the questions per task (a partial run"),  # a fraction below 1
+])
+def test_the_limit_reads_as_lmms_eval_applies_it(limit, words):
+    summary = summarize([_sample("BP", "Others", 1.0)])
+    text = format_report({"config": {"model": "dummy", "model_args": "", "limit": limit}},
+                         summary, ["test-judge"], source="r.json")
+    assert any(line.startswith(words) for line in text.splitlines()), text
+    full = format_report({"config": {"model": "dummy", "model_args": "", "limit": None}},
+                         summary, ["test-judge"], source="r.json")
+    assert "limit" not in full
+
+
 def test_group_rows_weight_task_means_by_task_size_not_pooled_answers():
     """BP: 4 questions, 1 judged (1.0); CM: 2 questions, both judged (0.0). lmms-eval's group:
     (1.0*4 + 0.0*2) / 6 = 2/3; pooling the 3 judged answers would give 1/3."""
@@ -169,6 +183,15 @@ def test_report_since_refuses_an_older_run(tmp_path):
     assert done.returncode == 2 and "no lmms-eval *_results.json" in done.stderr
     assert "written since" in done.stderr
     assert report_cli(str(tmp_path / "run"), "--since", str(int(old))).returncode == 0
+
+
+def test_report_of_a_missing_folder_says_folder_not_found(tmp_path):
+    done = report_cli(str(tmp_path / "nonexist"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: folder not found: {tmp_path / 'nonexist'}"
+    results = write_run(tmp_path / "run", [GOOD_LINE])
+    done = report_cli(str(results))
+    assert done.returncode == 2 and "is not a folder" in done.stderr
 
 
 def report_cli(*args: str) -> subprocess.CompletedProcess:

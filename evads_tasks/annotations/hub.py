@@ -20,5 +20,5 @@ def download_hub_dataset(dataset_id: str, patterns: list[str], offline_hint: str
                                       allow_patterns=patterns))
     except Exception as exc:  # the hub client raises many types (offline, auth, HTTP)
         raise AnnotationError(
-            f"could not fetch {', '.join(patterns)} of hub dataset {dataset_id!r} "
-            f"({type(exc).__name__}: {exc}); {offline_hint}", file=dataset_id) from None
+            f"could not fetch {', '.join(patterns)} ({type(exc).__name__}: {exc}); "
+            f"{offline_hint}", dataset=dataset_id) from None

@@ -33,6 +33,9 @@ _FILE_SUFFIXES = (".parquet", ".jsonl", ".ndjson", ".json")
 def read_rows(path: str | os.PathLike) -> list[dict]:
     """Raw rows of a parquet, JSONL or JSON (list of objects) file as plain Python objects."""
     path = Path(path)
+    if path.is_dir():
+        raise AnnotationError(f"{path} is a folder: pass an annotation file (.parquet, .jsonl "
+                              "or .json)")
     if not path.is_file():
         raise AnnotationError("file not found", file=str(path))
     if path.stat().st_size == 0:
@@ -117,15 +120,15 @@ def _hub_files(dataset_id: str, split: str | None) -> list[Path]:
     """The annotation parquet files of a hub dataset (of ``split`` when given)."""
     folder = download_hub_dataset(
         dataset_id, ["annotations/*", "*.parquet"],
-        f"offline, point {ANNOTATIONS_ENV} at a local annotation file")
+        f"pass a local annotation file instead (or set {ANNOTATIONS_ENV})")
     found = sorted(folder.rglob("*.parquet"))
     if not found:
-        raise AnnotationError("hub dataset has no parquet annotations", file=dataset_id)
+        raise AnnotationError("no parquet annotations", dataset=dataset_id)
     files = [f for f in found if split.lower() in f.name.lower()] if split else found
     if not files:
         names = ", ".join(str(f.relative_to(folder)) for f in found)
         raise AnnotationError(f"no annotation file for split {split!r} (files: {names})",
-                              file=dataset_id)
+                              dataset=dataset_id)
     return files
 
 
