@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evads_tasks.annotations import AnnotationError, Event, load_annotations, resolve_video
-from evads_tasks.annotations.videos import video_root
+from evads_tasks.annotations.videos import video_root, videos_beside
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts")
 SOURCES = ("auto", "video", "annotations", "both")
@@ -70,14 +70,6 @@ class Collection:
 
     def input_record(self) -> dict:
         return {"path": self.path, "split": self.split, "video_dir": self.video_dir}
-
-
-def videos_beside(annotation_file: Path) -> Path | None:
-    """``videos/`` beside the ``annotations/`` folder holding the file, else beside the file:
-    the authors' and the sample's layout, where the lmms-eval tasks look too."""
-    folder = annotation_file.parent
-    candidates = [folder.parent / "videos"] if folder.name == "annotations" else []
-    return next((c for c in [*candidates, folder / "videos"] if c.is_dir()), None)
 
 
 def collect_jobs(path: str, source: str = "auto", video_dir: str | None = None,

@@ -17,6 +17,14 @@ def video_root(video_dir: str | os.PathLike | None = None) -> Path | None:
     return Path(chosen).expanduser() if chosen else None
 
 
+def videos_beside(annotation_file: str | os.PathLike) -> Path | None:
+    """``videos/`` beside the ``annotations/`` folder holding the file, else beside the file:
+    the authors' layout (``annotations/*.parquet``, ``videos/<id>.mp4``) and the sample's."""
+    folder = Path(annotation_file).expanduser().parent
+    candidates = [folder.parent / "videos"] if folder.name == "annotations" else []
+    return next((c for c in [*candidates, folder / "videos"] if c.is_dir()), None)
+
+
 def resolve_video(record: EvadsRecord, video_dir: str | os.PathLike | None = None,
                   *, must_exist: bool = True) -> Path:
     """The local path of a record's video.

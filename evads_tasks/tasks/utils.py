@@ -28,6 +28,7 @@ from evads_tasks.annotations import (
 )
 from evads_tasks.annotations.hub import download_hub_dataset
 from evads_tasks.annotations.schemas import reasoning_prompt
+from evads_tasks.annotations.videos import videos_beside
 from evads_tasks.judge import Judge, JudgeRequest, judge_from_env
 from evads_tasks.metrics import sample_metrics
 from evads_tasks.responses import answer_part
@@ -62,9 +63,7 @@ def video_dir(source: str) -> Path | None:
         return Path(os.environ[VIDEO_DIR_ENV]).expanduser()
     path = Path(source).expanduser()
     if path.exists():
-        folder = path.parent
-        candidates = [folder.parent / "videos"] if folder.name == "annotations" else []
-        return next((c for c in [*candidates, folder / "videos"] if c.is_dir()), None)
+        return videos_beside(path)
     return download_hub_dataset(
         source, ["videos/*"],
         f"set {VIDEO_DIR_ENV} to a local folder of <video_id>.mp4 files") / "videos"
