@@ -401,24 +401,35 @@ def _finish(trainer, output_dir: Path, model: str, info: Mapping) -> Path:
     return final
 
 
+def _prepare_stage(stage: str, config: dict, output_dir: Path, resume: bool | str | None,
+                   model: str | None):
+    """Settings and paths checked before any work, then the resume point, the model and the
+    dataset; a finished stage's :class:`StageResult` instead when there is nothing to train."""
+    args = check_settings(config, {stage: output_dir})[stage]
+    require_paths(config, (stage,), model)
+    checkpoint, done = _resume_point(stage, resume, output_dir, args)
+    if done:
+        return done
+    model = model or resolve_model(config["model"])
+    data = config["data"]
+    split = "sft" if stage == "sft" else "rl"
+    dataset = build_dataset(data[split], stage, data.get("video_dir"), frame_settings(config),
+                            data.get("limit"))
+    return args, checkpoint, model, model_notice(model), dataset
+
+
 def run_sft(config: dict, output_dir: str | os.PathLike, resume: bool | str | None = None,
             model: str | None = None) -> StageResult:
     """SFT on the SFT split: format and e-commerce knowledge."""
     from trl import SFTTrainer
 
     output_dir = Path(output_dir)
-    args = check_settings(config, {"sft": output_dir})["sft"]
-    require_paths(config, ("sft",), model)
-    checkpoint, done = _resume_point("sft", resume, output_dir, args)
-    if done:
-        return done
-    model = model or resolve_model(config["model"])
-    notice = model_notice(model)
+    stage = _prepare_stage("sft", config, output_dir, resume, model)
+    if isinstance(stage, StageResult):
+        return stage
+    args, checkpoint, model, notice, dataset = stage
     if notice:
         print(f"[sft] model: {notice}", flush=True)
-    data = config["data"]
-    dataset = build_dataset(data["sft"], "sft", data.get("video_dir"), frame_settings(config),
-                            data.get("limit"))
     trainer = SFTTrainer(model=starting_weights(model, checkpoint, config),
                          args=args, train_dataset=dataset, peft_config=peft_config(config),
                          callbacks=[StepLogCallback(output_dir, "sft", notice)])
@@ -433,18 +444,12 @@ def run_grpo(config: dict, output_dir: str | os.PathLike, resume: bool | str | N
     from trl import GRPOTrainer
 
     output_dir = Path(output_dir)
-    args = check_settings(config, {"grpo": output_dir})["grpo"]
-    require_paths(config, ("grpo",), model)
-    checkpoint, done = _resume_point("grpo", resume, output_dir, args)
-    if done:
-        return done
-    model = model or resolve_model(config["model"])
-    notice = model_notice(model)
+    stage = _prepare_stage("grpo", config, output_dir, resume, model)
+    if isinstance(stage, StageResult):
+        return stage
+    args, checkpoint, model, notice, dataset = stage
     judge = judge or make_judge(config.get("judge", "env"))
     print(f"[grpo] model: {notice or model}; judge: {judge.name}", flush=True)
-    data = config["data"]
-    dataset = build_dataset(data["rl"], "grpo", data.get("video_dir"), frame_settings(config),
-                            data.get("limit"))
     weights = RewardWeights(*args.reward_weights)
     rewards = MGGRPORewards(MGJudgeScorer(judge, weights))
     trainer = GRPOTrainer(model=starting_weights(model, checkpoint, config),
