@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from make_runner import run_make
 
 from evads_tasks.annotations import (
     ANNOTATIONS_ENV,
@@ -421,8 +422,9 @@ def test_a_folder_is_refused_as_a_folder(tmp_path):
 
 
 def test_make_help_lists_demo_annotations():
-    listed = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60, check=True).stdout
+    done = run_make("help", timeout=60)
+    assert done.returncode == 0, done.stderr
+    listed = done.stdout
     line = next(line for line in listed.splitlines() if line.startswith("demo-annotations\t"))
     assert "summary of the sample's annotations" in line
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from make_runner import run_make
 
 from evads_density.cli import main
 from evads_density.synthetic import Scene, make_clip
@@ -152,9 +153,7 @@ def test_videos_beside_the_annotations_folder_are_used(two_video_annotations, tm
 
 def _make(*args: str) -> subprocess.CompletedProcess:
     # -o: take the venv as installed, so the test never reinstalls anything.
-    return subprocess.run(["make", "--no-print-directory", "-o", "install", "-o",
-                           ".venv/.installed", "density", *args],
-                          cwd=REPO, capture_output=True, text=True)
+    return run_make("-o", "install", "-o", ".venv/.installed", "density", *args)
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")

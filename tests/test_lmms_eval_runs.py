@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from judge_server import GARBAGE_REPLY, JudgeServer, fake_judge_policy
+from make_runner import run_make
 from tenacity import RetryError, retry, stop_after_attempt, wait_fixed
 
 from evads_tasks.annotations import CATEGORIES, load_annotations
@@ -201,9 +202,8 @@ def _make(target: str, *settings: str, env: dict[str, str],
           dry_run: bool = False) -> subprocess.CompletedProcess:
     """``make TARGET`` with this interpreter's venv, never reinstalling it."""
     venv = Path(sys.executable).parents[1]
-    return subprocess.run(["make", "--no-print-directory", *(["-n"] if dry_run else []),
-                           "-o", f"{venv}/.installed", target, f"VENV={venv}", *settings],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return run_make(*(["-n"] if dry_run else []), "-o", f"{venv}/.installed", target,
+                    f"VENV={venv}", *settings, env=env)
 
 
 def test_make_eval_with_a_users_data_and_a_run_that_fails(sample_dir, tmp_path):

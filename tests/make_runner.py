@@ -1,0 +1,24 @@
+"""Run ``make`` from a test as a user would from a shell.
+
+Under ``make test`` the suite inherits the outer make's MAKELEVEL, MAKEFLAGS and MFLAGS:
+a nested make would then print ``make[1]:`` and share the outer job server. Dropping
+them makes the inner run look and behave like the user's own command.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+_OUTER_MAKE = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")
+
+
+def run_make(*args: str, env: dict[str, str] | None = None,
+             timeout: float = 600) -> subprocess.CompletedProcess:
+    """``make --no-print-directory ARGS`` in the repository root, output captured."""
+    clean = {k: v for k, v in (os.environ if env is None else env).items()
+             if k not in _OUTER_MAKE}
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, env=clean,
+                          capture_output=True, text=True, timeout=timeout)
