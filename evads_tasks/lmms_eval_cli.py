@@ -32,7 +32,7 @@ from tenacity import RetryError
 
 from .annotations import AnnotationError
 from .judge.api import JudgeConfigError
-from .judge.config import CONCURRENCY_ENV
+from .judge.config import CONCURRENCY_ENV, judge_concurrency
 from .judge.http_judge import DEFAULT_CONCURRENCY
 from .run_report import RESULTS_GLOB
 from .tasks import INCLUDE_PATH
@@ -75,11 +75,10 @@ def with_evads(paths: list[str]) -> list[str]:
 
 def with_judge_parallelism(argv: list[str], env: dict[str, str]) -> list[str]:
     """``argv`` plus ``--process_docs_parallel $EVADS_JUDGE_CONCURRENCY`` (default 16) unless
-    the user gave the flag in either spelling."""
+    the user gave the flag in either spelling; JudgeConfigError when the variable is bad."""
     if any(arg == flag or arg.startswith(flag + "=") for arg in argv for flag in PARALLEL_FLAGS):
         return argv
-    threads = env.get(CONCURRENCY_ENV, "").strip() or str(DEFAULT_CONCURRENCY)
-    return [*argv, PARALLEL_FLAGS[0], threads]
+    return [*argv, PARALLEL_FLAGS[0], str(judge_concurrency(env))]
 
 
 def root_cause(error: BaseException) -> BaseException:
@@ -177,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv and (argv[0] == "eval" and len(argv) > 1 or argv[0].startswith("-")) \
             and not (len(argv) == 1 and argv[0] in HELP_FLAGS):
         rest, paths = split_include_paths(argv[1:] if argv[0] == "eval" else argv, _EVAL_FLAG)
-        sys.argv = [program, *with_judge_parallelism(rest, dict(os.environ))]
+        try:
+            sys.argv = [program, *with_judge_parallelism(rest, dict(os.environ))]
+        except JudgeConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
         return evaluate(argparse.Namespace(include_path=with_evads(paths)))
     from lmms_eval.cli.dispatch import main as lmms_eval_main
 

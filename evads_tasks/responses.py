@@ -29,3 +29,8 @@ def answer_part(response: str | None) -> tuple[str | None, bool]:
     match = _OPEN_ANSWER.search(text)
     rest = match.group(1) if match else _THINK_BLOCK.sub(" ", text)
     return _ANY_TAG.sub(" ", rest).strip() or None, False
+
+
+def judged_text(response: str | None) -> str:
+    """The part of a response the judge sees: inside ``<answer>`` when present, else ""."""
+    return answer_part(response)[0] or ""

@@ -16,8 +16,9 @@ from lmms_eval.tasks import TaskManager
 
 from evads_tasks.annotations import TASK_CODES, TASKS, AnnotationError, EvadsRecord, write_schema
 from evads_tasks.judge import NO_ANSWER
+from evads_tasks.responses import judged_text
 from evads_tasks.tasks import INCLUDE_PATH
-from evads_tasks.tasks.utils import OFFICIAL_INSTRUCTION, judged_text, process_results
+from evads_tasks.tasks.utils import OFFICIAL_INSTRUCTION, process_results
 
 TASK_NAMES = {f"evads_{code.lower()}": code for code in TASK_CODES}
 GROUPS = {"evads_perception": ["evads_bp", "evads_cm"],

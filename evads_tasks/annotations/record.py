@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .categories import canonical_category
+from .errors import AnnotationError
 from .events import Event, render_metadata
 from .task_labels import TASKS
 
@@ -42,9 +43,11 @@ class EvadsRecord:
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
-            raise ValueError(f"task must be one of {list(TASKS)}, got {self.task!r}")
+            raise AnnotationError(f"task must be one of {list(TASKS)}, got {self.task!r}",
+                                  field="task")
         if self.split not in SPLITS:
-            raise ValueError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
+            raise AnnotationError(f"split must be one of {list(SPLITS)}, got {self.split!r}",
+                                  field="split")
         object.__setattr__(self, "category", canonical_category(self.category))
 
     @property

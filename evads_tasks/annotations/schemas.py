@@ -15,7 +15,7 @@ from ..responses import answer_part
 from .categories import chinese_category
 from .errors import AnnotationError
 from .events import Event, Metadata, parse_metadata, render_metadata
-from .record import SPLITS, EvadsRecord, video_file_name
+from .record import EvadsRecord, video_file_name
 from .task_labels import task_code
 
 RL_INSTRUCTION = (
@@ -207,15 +207,20 @@ def sft_prompt(record: EvadsRecord) -> str:
     return "<video>" + reasoning_prompt(record.metadata_text(), record.question)
 
 
+def sft_target(record: EvadsRecord) -> str:
+    """The SFT answer: the record's own reasoning trace, else its clues as the ``<think>``
+    block before the ``<answer>`` (the authors' SFT form, no space between the blocks)."""
+    return record.reasoning_target or (
+        f"<think>{record.clues}</think><answer>{record.answer}</answer>")
+
+
 def to_train_row(record: EvadsRecord, split: str = "rl") -> dict:
     if split not in ("rl", "sft"):
         raise ValueError(f"split must be 'rl' or 'sft', got {split!r}")
     meta = record.metadata or render_metadata(
         chinese_category(record.category), record.duration, record.events)
     if split == "sft":
-        target = record.reasoning_target or (
-            f"<think>{record.clues}</think><answer>{record.answer}</answer>")
-        prompt = sft_prompt(record)
+        target, prompt = sft_target(record), sft_prompt(record)
     else:
         target, prompt = record.answer, rl_prompt(record)
     return {
@@ -272,9 +277,7 @@ def parse_normalized_row(row: Mapping) -> EvadsRecord:
     except KeyError as exc:
         raise AnnotationError(exc.args[0], field="task") from None
     task_inferred = _need(row, "task_inferred", bool)
-    split = _need(row, "split")
-    if split not in SPLITS:
-        raise AnnotationError(f"expected one of {list(SPLITS)}, got {split!r}", field="split")
+    split = _need(row, "split")  # its value is checked by EvadsRecord
     extra = row.get("extra") or {}
     if isinstance(extra, str):
         try:

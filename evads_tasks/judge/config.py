@@ -24,6 +24,9 @@ MAX_ATTEMPTS_ENV = "EVADS_JUDGE_MAX_ATTEMPTS"
 CACHE_DIR_ENV = "EVADS_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path("~/.cache/evads/judge")
 HTTP_KINDS = ("http", "openai", "llm")
+# Every variable judge_from_env reads: a change to any of them selects another judge.
+JUDGE_ENVS = (JUDGE_ENV, BASE_URL_ENV, MODEL_ENV, API_KEY_ENV, CONCURRENCY_ENV, TIMEOUT_ENV,
+              MAX_ATTEMPTS_ENV, CACHE_DIR_ENV)
 
 HOW_TO_CONFIGURE = (
     f"Configure a judge: set {BASE_URL_ENV} (e.g. http://127.0.0.1:8000/v1 for vLLM, "
@@ -45,6 +48,12 @@ def _positive(env: dict[str, str], name: str, default: float, kind: type) -> flo
     if value <= 0:
         raise JudgeConfigError(f"{name} must be a positive {kind.__name__}, got {text!r}")
     return value
+
+
+def judge_concurrency(env: dict[str, str] | None = None) -> int:
+    """$EVADS_JUDGE_CONCURRENCY (default 16): parallel judge calls; JudgeConfigError if bad."""
+    env = os.environ if env is None else env
+    return int(_positive(env, CONCURRENCY_ENV, DEFAULT_CONCURRENCY, int))
 
 
 def default_cache_dir(env: dict[str, str] | None = None) -> Path:
@@ -75,7 +84,7 @@ def judge_from_env(cache_dir: str | Path | None = None) -> Judge:
         return HttpJudge(
             base_url, model, env.get(API_KEY_ENV) or None,
             cache_dir=default_cache_dir(env) if cache_dir is None else cache_dir,
-            concurrency=int(_positive(env, CONCURRENCY_ENV, DEFAULT_CONCURRENCY, int)),
+            concurrency=judge_concurrency(env),
             timeout_s=float(_positive(env, TIMEOUT_ENV, DEFAULT_TIMEOUT_S, float)),
             max_attempts=int(_positive(env, MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS, int)),
         )

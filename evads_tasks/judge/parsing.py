@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from ..scoring import LEVELS
+from ..scoring import LEVELS, check_level
 
 # The label may carry Markdown emphasis around it or its colon: **Answer**: / **Answer:**.
 _LABEL = re.compile(r"(?i)(?<![A-Za-z])answer[\s*_]*[:：]|答案[\s*_]*[:：]")
@@ -48,9 +48,10 @@ def _score_after(line_rest: str) -> float | str | None:
     tail = _DENOMINATOR.sub("", tail, count=1)
     if _NUMBER.search(tail):
         return f"more than one number on the Answer line: {line_rest.strip()!r}"
-    if value not in LEVELS:
+    try:
+        return check_level(value) + 0.0  # + 0.0: "-0" reads as 0.0, not -0.0
+    except ValueError:
         return f"score {match.group()} is not one of the levels {LEVELS}"
-    return LEVELS[LEVELS.index(value)]
 
 
 def _line_at(text: str, start: int) -> tuple[str, int]:

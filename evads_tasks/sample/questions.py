@@ -8,8 +8,10 @@ derived from the script, so they are right by construction.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from ..annotations import EvadsRecord, render_metadata
+from ..annotations.schemas import sft_target
 from ..annotations.task_labels import TASK_CODES
 from .timeline import screen_text, video_events
 
@@ -118,7 +120,6 @@ def video_records(video: dict, seed: int) -> list[EvadsRecord]:
             events=events,
             category=video["category"],
             duration=float(video["duration"]),
-            reasoning_target=f"<think>{clues}</think><answer>{answer}</answer>",
             extra={"accuracy_ratio": 1, "format_ratio": 1, "data_source": DATA_SOURCE},
         ))
-    return records
+    return [replace(record, reasoning_target=sft_target(record)) for record in records]

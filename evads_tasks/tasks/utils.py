@@ -30,8 +30,9 @@ from evads_tasks.annotations.hub import download_hub_dataset
 from evads_tasks.annotations.schemas import reasoning_prompt
 from evads_tasks.annotations.videos import videos_beside
 from evads_tasks.judge import Judge, JudgeRequest, judge_from_env
+from evads_tasks.judge.config import JUDGE_ENVS
 from evads_tasks.metrics import sample_metrics
-from evads_tasks.responses import answer_part
+from evads_tasks.responses import judged_text
 
 PROMPT_ENV = "EVADS_PROMPT"
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
@@ -41,9 +42,7 @@ PROMPT_FORMATS = ("official", "reasoning")
 OFFICIAL_INSTRUCTION = ("Based on the video and the time-aligned OCR/ASR text above, "
                         "answer the question below in no more than 50 words.")
 
-# What selects a judge (judge_from_env's variables): a run makes one judge per setting.
-_JUDGE_SETTINGS = ("EVADS_JUDGE", "EVADS_JUDGE_BASE_URL", "EVADS_JUDGE_MODEL",
-                   "EVADS_CACHE_DIR")
+# A run makes one judge per setting of judge_from_env's variables (JUDGE_ENVS).
 _judges: dict[tuple[str | None, ...], Judge] = {}
 _judge_lock = threading.Lock()
 
@@ -64,8 +63,15 @@ def video_dir(source: str) -> Path | None:
     path = Path(source).expanduser()
     if path.exists():
         return videos_beside(path)
+    return _hub_videos(source)
+
+
+@lru_cache(maxsize=4)
+def _hub_videos(dataset_id: str) -> Path:
+    """The hub dataset's downloaded ``videos/``, fetched once per run, not once per task (the
+    five tasks each ask; a failure is not cached)."""
     return download_hub_dataset(
-        source, ["videos/*"],
+        dataset_id, ["videos/*"],
         f"set {VIDEO_DIR_ENV} to a local folder of <video_id>.mp4 files") / "videos"
 
 
@@ -165,16 +171,11 @@ def doc_to_target(doc: dict) -> str:
     return doc["answer"]
 
 
-def judged_text(response: str) -> str:
-    """The part of a response the judge sees: inside ``<answer>`` when present."""
-    return answer_part(response)[0] or ""
-
-
 # ---- judging -----------------------------------------------------------------------
 
 def get_judge() -> Judge:
     """The run's judge, created once from the environment (shared by lmms-eval's threads)."""
-    setting = tuple(os.environ.get(name) for name in _JUDGE_SETTINGS)
+    setting = tuple(os.environ.get(name) for name in JUDGE_ENVS)
     with _judge_lock:
         if setting not in _judges:
             _judges[setting] = judge_from_env()
