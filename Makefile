@@ -117,7 +117,8 @@ rl: $(if $(findstring cpu_smoke,$(CONFIG)),sample,install)  ## MG-GRPO training:
 
 demo-rl: sample  ## CPU smoke training (SFT 2 steps, GRPO 2 steps) on the sample -> runs/demo/rl
 	@echo "model: tiny RANDOM Qwen2-VL built offline: it answers gibberish, its rewards mean nothing"
-	$(PY) -m evads_rl rl --config evads_rl/configs/cpu_smoke.yaml --output-dir $(OUT)/demo/rl
+	@$(MAKE) --no-print-directory rl CONFIG=evads_rl/configs/cpu_smoke.yaml \
+	  RL_FLAGS="--output-dir $(OUT)/demo/rl"
 	@echo "demo-rl outputs: $(OUT)/demo/rl/{sft,grpo}/final (models), */metrics.jsonl (per-step logs)"
 	@echo "note: the random model never writes the tags, so with the similarity judge every GRPO reward is 0 and its gradient is 0 (tests/test_rl_train.py shows GRPO moving every weight with a scripted loopback judge)"
 
@@ -139,8 +140,8 @@ density: install  ## Vden/Aden/Oden of DATASET=PATH [VIDEO_DIR=] [OUT=ROOT|DENSI
 	  $(if $(VIDEO_DIR),--video-dir "$(VIDEO_DIR)") $(DENSITY_FLAGS)
 
 demo-density: sample  ## density of the sample, from its videos and its annotations -> runs/demo/density
-	$(PY) -m evads_density $(SAMPLE)/annotations/test.parquet --video-dir $(SAMPLE)/videos \
-	  --out $(OUT)/demo/density --workers 2
+	@$(MAKE) --no-print-directory density DATASET=$(SAMPLE)/annotations/test.parquet \
+	  VIDEO_DIR=$(SAMPLE)/videos DENSITY_OUT=$(OUT)/demo/density DENSITY_FLAGS="--workers 2"
 
 demo-annotations: sample  ## summary of the sample's annotations (videos, questions per task and category)
 	$(PY) -m evads_tasks.annotations summary $(SAMPLE)/annotations/test.parquet

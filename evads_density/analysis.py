@@ -14,7 +14,6 @@ from evads_tasks.annotations import Event
 from evads_tasks.text_units import count_units
 
 from .asr import ASR_CHOICES, check_asr, load_asr
-from .availability import BackendUnavailable, check_device
 from .decode import DecodeError, SampledFrames, decode_audio, probe, sample_frames
 from .features import check_visual_model, load_visual, resolve_visual_model
 from .metrics import VdenSettings, neighbour_similarities, rate, vden
@@ -113,14 +112,10 @@ class Backends:
 
 def check_backends(settings: Settings) -> None:
     """Fail (:class:`~evads_density.availability.BackendUnavailable`) before anything is
-    written when a model :func:`load_backends` would load is not on disk or the device is
-    missing; loading itself happens in each worker."""
+    written when a model :func:`load_backends` would load is not on disk (the CLI's argparse
+    type already refused a missing device); loading itself happens in each worker."""
     if settings.source == "annotations":
         return
-    try:
-        check_device(settings.device)
-    except BackendUnavailable as exc:
-        raise BackendUnavailable(f"--device: {exc}") from None
     check_visual_model(settings.resolved().visual_model)
     check_asr(settings.asr, settings.asr_model)
 

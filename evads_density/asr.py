@@ -109,9 +109,9 @@ def _check_faster_whisper(model: str | None) -> None:
                             "not a folder here, not in the Hugging Face cache") from None
 
 
-def _check_openai_whisper(model: str | None) -> None:
-    if model is None:
-        raise BackendUnavailable(OPENAI_WHISPER_NEEDS_MODEL)
+def _check_openai_whisper(model: str) -> None:
+    """A .pt file or a model name whose checkpoint is here (a missing model never gets here:
+    the CLI's parser refuses it)."""
     if Path(model).expanduser().is_file():
         return
     import whisper

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings(args, collection.source)
         if not args.fresh:
             _refuse_mixing(args.out, settings, collection)
-        check_backends(settings)   # a missing model or GPU: nothing written, nothing deleted
+        check_backends(settings)   # a missing model: nothing written, nothing deleted
         _start_output(args.out, settings, collection, args.fresh)
     except (AnnotationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,18 +7,16 @@ encoding from ffmpeg, the same tools the bundled sample uses.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from evads_tasks.sample.render import font_path
-from evads_tasks.sample.speech import synthesize
+from evads_tasks.sample.render import font_path, pipe_to_ffmpeg
+from evads_tasks.sample.speech import synthesize, wav_seconds
 
 
 @dataclass(frozen=True)
@@ -52,41 +50,31 @@ def scene_picture(scene: Scene, width: int, height: int) -> np.ndarray:
     return np.asarray(image)
 
 
+def _frames(scenes: Sequence[Scene], width: int, height: int, fps: int) -> Iterator[bytes]:
+    """Each scene's picture as raw RGB bytes, repeated for as many frames as it lasts."""
+    for scene in scenes:
+        data = scene_picture(scene, width, height).tobytes()
+        for _ in range(round(scene.seconds * fps)):
+            yield data
+
+
 def make_clip(path: Path, scenes: Sequence[Scene], *, width: int = 320, height: int = 180,
-              fps: int = 25, speech: str | None = None, voice: str = "en",
-              extra_args: Sequence[str] = ()) -> Path:
+              fps: int = 25, speech: str | None = None, voice: str = "en") -> Path:
     """Encode the scenes (H.264; AAC voiceover when ``speech`` is given) into ``path``."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise RuntimeError("ffmpeg is not installed (apt-get install ffmpeg)")
-    path.parent.mkdir(parents=True, exist_ok=True)
     seconds = sum(s.seconds for s in scenes)
+    pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
     with tempfile.TemporaryDirectory() as tmp:
-        command = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                   "-s", f"{width}x{height}", "-r", str(fps), "-i", "-"]
+        options = []
         if speech:
             wav = synthesize([speech], Path(tmp), voice)[speech]
-            command += ["-i", str(wav), "-map", "0:v", "-map", "1:a", "-c:a", "aac"]
-        pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-        command += ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", pix_fmt,
-                    "-t", f"{seconds}", *extra_args, str(path)]
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        for scene in scenes:
-            data = scene_picture(scene, width, height).tobytes()
-            for _ in range(round(scene.seconds * fps)):
-                process.stdin.write(data)
-        process.stdin.close()
-        error = process.stderr.read().decode(errors="replace")
-        if process.wait() != 0:
-            raise RuntimeError(f"ffmpeg failed writing {path}: {error.strip()}")
-    return path
+            options += ["-i", str(wav), "-map", "0:v", "-map", "1:a", "-c:a", "aac"]
+        options += ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", pix_fmt,
+                    "-t", f"{seconds}"]
+        return pipe_to_ffmpeg(_frames(scenes, width, height, fps), path, width=width,
+                              height=height, fps=fps, options=options)
 
 
 def speech_seconds(text: str, voice: str = "en") -> float:
     """How long espeak-ng takes to say ``text`` (to know the true words per second)."""
-    import wave
-
     with tempfile.TemporaryDirectory() as tmp:
-        wav = synthesize([text], Path(tmp), voice)[text]
-        with wave.open(str(wav)) as handle:
-            return handle.getnframes() / handle.getframerate()
+        return wav_seconds(synthesize([text], Path(tmp), voice)[text])

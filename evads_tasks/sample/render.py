@@ -12,6 +12,7 @@ import functools
 import math
 import shutil
 import subprocess
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -132,24 +133,22 @@ def frames(video: dict):
             yield data
 
 
-def encode(video: dict, out: Path, audio: Path | None) -> Path:
-    """Pipe the frames into ffmpeg: H.264 (yuv420p) video, AAC audio when given."""
+def pipe_to_ffmpeg(raw_frames: Iterable[bytes], out: Path, *, width: int, height: int,
+                   fps: int, options: Sequence[str]) -> Path:
+    """Encode ``raw_frames`` (RGB bytes) into ``out`` with ffmpeg reading them on stdin.
+
+    ``options`` (further inputs, maps, codecs) go between that input and ``out``. When ffmpeg
+    stops early, writing stops and ffmpeg's own error is raised.
+    """
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise RuntimeError("ffmpeg is not installed (apt-get install ffmpeg)")
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{video['width']}x{video['height']}", "-r", str(video["fps"]), "-i", "-"]
-    if audio is not None:
-        command += ["-i", str(audio)]
-    command += ["-map", "0:v", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
-                "-pix_fmt", "yuv420p", "-threads", "1", "-g", str(2 * video["fps"])]
-    if audio is not None:
-        command += ["-map", "1:a", "-c:a", "aac", "-b:a", "96k", "-ar", "44100"]
-    command += ["-t", f"{video['duration']}", "-movflags", "+faststart", str(out)]
+               "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", *options, str(out)]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        for data in frames(video):
+        for data in raw_frames:
             process.stdin.write(data)
     except BrokenPipeError:
         pass  # ffmpeg stopped early: its error is reported below
@@ -159,3 +158,15 @@ def encode(video: dict, out: Path, audio: Path | None) -> Path:
     if process.wait() != 0:
         raise RuntimeError(f"ffmpeg failed encoding {out}: {error.strip()}")
     return out
+
+
+def encode(video: dict, out: Path, audio: Path | None) -> Path:
+    """Pipe the frames into ffmpeg: H.264 (yuv420p) video, AAC audio when given."""
+    options = ["-i", str(audio)] if audio is not None else []
+    options += ["-map", "0:v", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+                "-pix_fmt", "yuv420p", "-threads", "1", "-g", str(2 * video["fps"])]
+    if audio is not None:
+        options += ["-map", "1:a", "-c:a", "aac", "-b:a", "96k", "-ar", "44100"]
+    options += ["-t", f"{video['duration']}", "-movflags", "+faststart"]
+    return pipe_to_ffmpeg(frames(video), out, width=video["width"], height=video["height"],
+                          fps=video["fps"], options=options)
