@@ -20,10 +20,10 @@ from tqdm import tqdm
 
 from evads_tasks.annotations import AnnotationError, EvadsRecord, parse_rows, read_rows
 from evads_tasks.annotations import resolve_video as resolve_video_path
-from evads_tasks.annotations.schemas import rl_prompt, sft_prompt
+from evads_tasks.annotations.schemas import rl_prompt, sft_prompt, sft_target
 
 VIDEO_MARKER = "<video>"
-STAGES = ("grpo", "sft")
+STAGES = ("sft", "grpo")  # the training stages, in the order E-VAds-R1 runs them
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,6 @@ def chat_prompt(prompt_text: str, times: Sequence[float]) -> list[dict]:
     return [{"role": "user", "content": content}]
 
 
-def sft_target(record: EvadsRecord) -> str:
-    """The SFT completion: the authors' full think/answer target when the row has one."""
-    return record.reasoning_target or (
-        f"<think>{record.clues}</think> <answer>{record.answer}</answer>")
-
-
 def load_prompted_records(source: str | os.PathLike, stage: str = "grpo"
                           ) -> list[tuple[EvadsRecord, str]]:
     """Each record of an annotation file with its prompt text.
@@ -94,10 +88,14 @@ def load_prompted_records(source: str | os.PathLike, stage: str = "grpo"
     """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    return [(record, prompt_text(row, record, stage)) for row, record in read_records(source)]
+
+
+def read_records(source: str | os.PathLike) -> list[tuple[dict, EvadsRecord]]:
+    """Each raw row of an annotation file with its record (the raw row keeps the
+    columns a verl-style row carries beyond the record)."""
     rows = read_rows(source)
-    records = parse_rows(rows, str(source))
-    return [(record, prompt_text(row, record, stage))
-            for row, record in zip(rows, records, strict=True)]
+    return list(zip(rows, parse_rows(rows, str(source)), strict=True))
 
 
 def prompt_text(row: Mapping, record: EvadsRecord, stage: str = "grpo") -> str:

@@ -25,17 +25,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from evads_tasks.annotations.io import looks_like_path
+from evads_tasks.judge.config import BASE_URL_ENV
 from evads_tasks.tiny_model import NOTICE_FILE, ensure_tiny_vlm, is_tiny_random
 
 from .callbacks import StepLogCallback
 from .config import ConfigError
-from .data import FrameSettings, build_dataset
+from .data import STAGES, FrameSettings, build_dataset
 from .judging import MGGRPORewards, MGJudgeScorer
 from .rewards import RewardWeights
 
 log = logging.getLogger(__name__)
 TINY_PREFIX = "tiny:"
-STAGES = ("sft", "grpo")
 DATA_KEYS = {"sft": "sft", "grpo": "rl"}  # each stage's annotation file in the data section
 JUDGE_MODES = ("env", "similarity")
 ADAPTER_DIR = "adapter"
@@ -68,7 +69,7 @@ def make_judge(mode: str = "env", cache_dir: str | os.PathLike | None = None):
     environment (a real judge always wins); ``env``: whatever ``judge_from_env`` finds."""
     if mode not in JUDGE_MODES:
         raise ValueError(f"judge must be 'env' or 'similarity', got {mode!r}")
-    if mode == "similarity" and not os.environ.get("EVADS_JUDGE_BASE_URL"):
+    if mode == "similarity" and not os.environ.get(BASE_URL_ENV):
         from evads_tasks.judge.similarity import SimilarityJudge
 
         return SimilarityJudge()
@@ -207,9 +208,7 @@ def _model_found(spec: str) -> bool:
     """``tiny:`` and hub ids (``org/name``) are found later; a path must exist now."""
     if spec.startswith(TINY_PREFIX) or Path(spec).expanduser().exists():
         return True
-    looks_like_path = (Path(spec).is_absolute() or spec.startswith((".", "~"))
-                       or spec.count("/") != 1)
-    return not looks_like_path
+    return not looks_like_path(spec)
 
 
 def require_paths(config: dict, stages: Sequence[str] = STAGES, model: str | None = None
@@ -412,9 +411,8 @@ def _prepare_stage(stage: str, config: dict, output_dir: Path, resume: bool | st
         return done
     model = model or resolve_model(config["model"])
     data = config["data"]
-    split = "sft" if stage == "sft" else "rl"
-    dataset = build_dataset(data[split], stage, data.get("video_dir"), frame_settings(config),
-                            data.get("limit"))
+    dataset = build_dataset(data[DATA_KEYS[stage]], stage, data.get("video_dir"),
+                            frame_settings(config), data.get("limit"))
     return args, checkpoint, model, model_notice(model), dataset
 
 

@@ -29,16 +29,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from evads_tasks.annotations import AnnotationError, EvadsRecord, parse_rows, read_rows
+from evads_tasks.annotations import AnnotationError, EvadsRecord
 from evads_tasks.annotations import resolve_video as resolve_video_path
-from evads_tasks.annotations.schemas import to_train_row
+from evads_tasks.annotations.schemas import detect_schema, to_train_row
 
-from .data import VIDEO_MARKER, prompt_text
+from .data import VIDEO_MARKER, prompt_text, read_records
 
 
 def verl_row(row: Mapping, record: EvadsRecord, video: Path, index: int) -> dict:
     """One annotation row as verl reads it (see the module docstring)."""
-    base = dict(row) if "reward_model" in row and "prompt" in row else to_train_row(record, "rl")
+    base = dict(row) if detect_schema(set(row)) == "train" else to_train_row(record, "rl")
     text = prompt_text(row, record, "grpo")
     markers = text.count(VIDEO_MARKER)
     if markers > 1:
@@ -63,11 +63,9 @@ def verl_row(row: Mapping, record: EvadsRecord, video: Path, index: int) -> dict
 
 def verl_rows(source: str | os.PathLike, video_dir: str | os.PathLike | None) -> list[dict]:
     """Every row of an annotation file as verl reads it; errors name the file and row."""
-    rows = read_rows(source)
-    records = parse_rows(rows, str(source))
     out = []
-    for number, (row, record) in enumerate(tqdm(list(zip(rows, records, strict=True)),
-                                                desc="verl rows", unit="row")):
+    for number, (row, record) in enumerate(tqdm(read_records(source), desc="verl rows",
+                                                unit="row")):
         try:
             out.append(verl_row(row, record, resolve_video_path(record, video_dir), number))
         except AnnotationError as exc:

@@ -29,7 +29,7 @@ from functools import lru_cache
 from evads_rl.judging import JudgeContext, MGJudgeScorer, ScoredCompletion
 from evads_rl.rewards import RewardWeights
 from evads_tasks.annotations import ANNOTATIONS_ENV, AnnotationError, EvadsRecord, load_annotations
-from evads_tasks.responses import answer_part
+from evads_tasks.responses import judged_text
 
 WEIGHTS_ENV = "EVADS_REWARD_WEIGHTS"
 log = logging.getLogger(__name__)
@@ -70,11 +70,6 @@ def scorer() -> MGJudgeScorer:
         return _scorer
 
 
-def reference_text(ground_truth: str) -> str:
-    """The reference answer inside the row's ``<answer>..</answer>`` ground truth."""
-    return answer_part(ground_truth)[0] or ""
-
-
 def row_context(ground_truth: str, extra_info: Mapping | None) -> tuple[JudgeContext, float, float]:
     """Judge context and (accuracy_ratio, format_ratio) of one verl row."""
     extra = dict(extra_info or {})
@@ -95,7 +90,7 @@ def row_context(ground_truth: str, extra_info: Mapping | None) -> tuple[JudgeCon
         question=str(inline.get("question", record.question if record else "")),
         metadata=str(inline.get("meta_info", record.metadata_text() if record else "")),
         clues=str(inline.get("clues", record.clues if record else "")),
-        reference=reference_text(ground_truth))
+        reference=judged_text(ground_truth))  # the text inside <answer>..</answer>
     ratios = record.extra if record else extra
     return (context, float(ratios.get("accuracy_ratio", 1)),
             float(ratios.get("format_ratio", 1)))

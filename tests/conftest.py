@@ -6,8 +6,8 @@ import fcntl
 from pathlib import Path
 
 import pytest
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "data" / "sample"
 SAMPLE_SEED = 0
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from paths import REPO
+
 _OUTER_MAKE = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")
 
 

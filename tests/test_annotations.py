@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from make_runner import run_make
+from paths import REPO, RL_PARQUET, needs_rl_parquet
 
 from evads_tasks.annotations import (
     ANNOTATIONS_ENV,
@@ -29,10 +30,6 @@ from evads_tasks.annotations import (
     write_schema,
 )
 from evads_tasks.annotations.__main__ import main as cli_main
-
-RL_PARQUET = Path(__file__).resolve().parents[2] / "shared/data/EVAds_RL.parquet"
-REPO = Path(__file__).resolve().parents[1]
-needs_rl = pytest.mark.skipif(not RL_PARQUET.is_file(), reason=f"{RL_PARQUET} not present")
 
 
 @pytest.fixture(scope="module")
@@ -372,7 +369,7 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env={**os.environ, **(env or {})})
 
 
-@needs_rl
+@needs_rl_parquet
 def test_summary_json_on_the_rl_split():
     done = run_cli("summary", str(RL_PARQUET), "--json")
     assert done.returncode == 0, done.stderr

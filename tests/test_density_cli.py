@@ -17,7 +17,6 @@ from evads_density.cli import main
 from evads_density.synthetic import Scene, make_clip
 from evads_tasks.annotations import load_annotations, write_jsonl
 
-REPO = Path(__file__).resolve().parents[1]
 QUIET = ["--asr", "none", "--ocr", "none"]   # the checks under test, without the slow models
 
 

@@ -13,6 +13,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
+from paths import REPO, RL_PARQUET, needs_rl_parquet
 
 from evads_density.analysis import Settings
 from evads_density.cli import _settings, build_parser, main
@@ -21,9 +22,6 @@ from evads_density.report import PAPER_REFERENCE
 from evads_density.runner import pooled_rows
 from evads_density.sources import VideoJob
 from evads_density.synthetic import Scene, make_clip
-
-RL_PARQUET = Path(__file__).resolve().parents[2] / "shared/data/EVAds_RL.parquet"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _rows(out: Path) -> list[dict]:
@@ -39,7 +37,7 @@ def four_clips(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.skipif(not RL_PARQUET.exists(), reason="shared/data/EVAds_RL.parquet not present")
+@needs_rl_parquet
 def test_annotation_mode_on_the_rl_split_reproduces_the_papers_speech_density(tmp_path):
     assert main([str(RL_PARQUET), "--out", str(tmp_path), "--source", "annotations"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())

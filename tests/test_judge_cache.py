@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from judge_server import JudgeServer
+from paths import REPO
 
 from evads_tasks.judge import (
     CACHE_FILE,
@@ -23,8 +24,6 @@ from evads_tasks.judge import (
     JudgeRequest,
     judge_from_env,
 )
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def requests(n: int) -> list[JudgeRequest]:

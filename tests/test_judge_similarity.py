@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from paths import RL_PARQUET, needs_rl_parquet
 
 from evads_tasks.judge import NO_ANSWER, JudgeRequest, SimilarityJudge
 from evads_tasks.judge.similarity import NAME, char_f1, similarity_level
 from evads_tasks.text_units import text_units
 
-RL_PARQUET = Path(__file__).resolve().parents[2] / "shared/data/EVAds_RL.parquet"
 FALLBACK = "similarity (offline fallback, not the paper's judge)"
 REFERENCE = "开头以突发降温直击缺衣痛点，强调百搭显瘦与微胖包容性，建立一衣多穿的高性价比心智。"
 
@@ -67,7 +65,7 @@ def test_judge_many_keeps_order(judge: SimilarityJudge) -> None:
     assert [r.score for r in judge.judge_many(items)] == [1.0, 0.0, 1.0]
 
 
-@pytest.mark.skipif(not RL_PARQUET.exists(), reason="shared RL parquet not present")
+@needs_rl_parquet
 def test_on_rl_references_own_beats_other(judge: SimilarityJudge) -> None:
     references = [row["answer"] for row in pd.read_parquet(RL_PARQUET)["reward_model"][:60]]
     own = judge.judge_many([ask(r, r) for r in references])

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from judge_server import GARBAGE_REPLY, JudgeServer, fake_judge_policy
 from make_runner import run_make
+from paths import REPO
 from tenacity import RetryError, retry, stop_after_attempt, wait_fixed
 
 from evads_tasks.annotations import CATEGORIES, load_annotations
@@ -34,7 +35,6 @@ from evads_tasks.tiny_model import ensure_tiny_vlm
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TASKS = ("evads_bp", "evads_cm", "evads_ml", "evads_ci", "evads_rc")
 METRICS = ("evads_r5", "evads_r3", "evads_r2", "evads_g")
@@ -298,6 +298,13 @@ def test_no_tasks_is_a_failure_not_a_clean_exit():
     status, lines = _console_script("--model", "dummy", env=_env())
     assert status == 1
     assert lines[-1] == "error: no --tasks given: name the tasks to run (e.g. --tasks evads)"
+
+
+def test_a_bad_judge_concurrency_fails_before_lmms_eval_with_the_config_message():
+    status, lines = _console_script("--model", "dummy", "--tasks", "evads",
+                                    env=_env(EVADS_JUDGE_CONCURRENCY="zero"))
+    assert status == 1
+    assert lines[-1] == "error: EVADS_JUDGE_CONCURRENCY must be a positive int, got 'zero'"
 
 
 def _exhausted_retries(error: Exception) -> Exception:

@@ -6,11 +6,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from paths import RL_PARQUET, needs_rl_parquet
 
 from evads_rl.data import FrameSettings, build_dataset, frame_times, load_prompted_records
 from evads_tasks.annotations import AnnotationError, EvadsRecord, Event, write_schema
-
-RL_PARQUET = Path(__file__).resolve().parents[2] / "shared/data/EVAds_RL.parquet"
 
 
 def _video(path: Path, seconds: int, size: str) -> None:
@@ -95,7 +94,7 @@ def test_bad_settings_and_stage_are_rejected(tiny_tree):
         load_prompted_records(tiny_tree / "rl.parquet", "dpo")
 
 
-@pytest.mark.skipif(not RL_PARQUET.is_file(), reason="shared RL parquet not present")
+@needs_rl_parquet
 def test_rl_split_keeps_the_authors_prompt_text():
     import pyarrow.parquet as pq
 

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 from judge_server import JudgeServer
+from paths import RL_PARQUET
 
 from evads_rl import verl_reward
 from evads_rl.__main__ import main
 from evads_rl.config import CONFIG_DIR
 from evads_tasks.annotations import AnnotationError
-
-RL_PARQUET = Path(__file__).resolve().parents[2] / "shared/data/EVAds_RL.parquet"
 
 
 @pytest.fixture

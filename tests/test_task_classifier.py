@@ -7,11 +7,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from paths import RL_PARQUET
 
 from evads_tasks.annotations import TASK_CODES, assign_tasks, infer_task, load_annotations
 
 FIXTURE = Path(__file__).parent / "fixtures" / "rl_task_labels.jsonl"
-RL_PARQUET = Path(__file__).resolve().parents[2] / "shared/data/EVAds_RL.parquet"
 
 
 @pytest.fixture(scope="module")
