@@ -2,9 +2,16 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# torch and torchvision must be a matching pair, or `import torchvision` breaks.
-TORCH_PAIR ?= torch==2.15.0 torchvision==0.29.2
-EXTRAS ?= density,rl,dev
+# Environments come from committed lock files (README "Environments"): locks/cpu.txt for
+# make demo / make test / CI, locks/gpu.txt for CUDA nodes (vllm, trl[vllm], deepspeed).
+# Both share one torch/torchvision/transformers line: the CPU tests run what GPU nodes run.
+PROFILE ?= cpu
+LOCK := locks/$(PROFILE).txt
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+# Resolve for Linux x86_64 / CPython 3.11 whatever machine runs `make lock`.
+LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28
+CPU_EXTRAS := --extra density --extra rl --extra dev
 SYSTEM_PACKAGES := ffmpeg espeak-ng fonts-noto-cjk
 SAMPLE ?= data/sample
 SEED ?= 0
@@ -15,21 +22,42 @@ export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install system-packages sample test lint demo demo-annotations demo-eval \
-        demo-density demo-rl eval density sft rl bench clean
+.PHONY: help install install-gpu lock lock-check system-packages sample test lint demo \
+        demo-annotations demo-eval demo-density demo-rl eval density sft rl bench gpu-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
-install: $(VENV)/.installed  ## create .venv with a matching CPU-runnable torch/torchvision pair
+install: $(VENV)/.installed  ## install exactly the lock of PROFILE (cpu; gpu on CUDA nodes) + evads, editable
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+install-gpu:  ## install the gpu lock (vllm, trl[vllm], deepspeed) on a CUDA machine
+	@$(MAKE) --no-print-directory install PROFILE=gpu
+
+# Re-runs when the lock, the package metadata or the profile changes (the stamp names them).
+$(VENV)/.installed: $(LOCK) setup.cfg pyproject.toml $(if $(filter-out $(PROFILE),$(file <$(VENV)/.profile)),FORCE)
 	@$(MAKE) --no-print-directory system-packages
-	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade uv
-	$(VENV)/bin/uv pip install --python $(PY) -e ".[$(EXTRAS)]" $(TORCH_PAIR)
-	$(PY) -c "import torch, torchvision; from torchvision.ops import nms; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	test -x $(VENV)/bin/python || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	test -x $(UV) && $(UV) --version | grep -q " $(UV_VERSION)" || \
+	  $(VENV)/bin/python -m pip install -q "uv==$(UV_VERSION)"
+	$(UV) pip sync --python $(PY) $(LOCK)
+	$(UV) pip install --python $(PY) --no-deps -e .
+	$(PY) -c "import torch, torchvision; from torchvision.ops import nms; print('installed $(LOCK): torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	echo $(PROFILE) > $(VENV)/.profile
 	touch $@
+
+FORCE:
+
+lock:  ## re-resolve locks/gpu.txt, then locks/cpu.txt inside it, from setup.cfg (Linux x86_64, Python 3.11)
+	@test -x $(UV) || { test -x $(VENV)/bin/python || python3 -m venv $(VENV); $(VENV)/bin/python -m pip install -q "uv==$(UV_VERSION)"; }
+	@mkdir -p locks
+	$(UV) pip compile setup.cfg --all-extras $(LOCK_TARGET) $(LOCK_FLAGS) -o locks/gpu.txt
+	$(UV) pip compile setup.cfg $(CPU_EXTRAS) -c locks/gpu.txt $(LOCK_TARGET) $(LOCK_FLAGS) -o locks/cpu.txt
+	@echo "locks written; run make install (and make test) before committing them"
+
+lock-check: install  ## the locks match setup.cfg, and the gpu lock still resolves on its own (no download)
+	$(PY) -m pytest -q tests/test_locks.py
+	$(UV) pip compile locks/gpu.txt $(LOCK_TARGET) --no-header --quiet -o /dev/null
+	@echo "locks/gpu.txt resolves for Linux x86_64 / Python 3.11"
 
 system-packages:  ## ffmpeg, espeak-ng and CJK fonts (apt) for decoding and the sample videos
 	@missing=""; \
@@ -146,8 +174,12 @@ demo-density: sample  ## density of the sample, from its videos and its annotati
 demo-annotations: sample  ## summary of the sample's annotations (videos, questions per task and category)
 	$(PY) -m evads_tasks.annotations summary $(SAMPLE)/annotations/test.parquet
 
-bench: install  ## speed targets: runs every bench/*.py (judge throughput, ...)
-	@set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
+bench: install  ## speed targets: runs every bench/*.py but gpu_check.py (judge throughput, ...)
+	@set -e; for script in $(filter-out bench/gpu_check.py,$(wildcard bench/*.py)); do \
+	  echo "== $$script"; $(PY) $$script; done
+
+gpu-check: install  ## on a CUDA node with PROFILE=gpu: lmms-eval vllm, GRPO with vLLM, density on cuda
+	$(PY) bench/gpu_check.py $(GPU_CHECK_FLAGS)
 
 clean:  ## remove generated data and runs (keeps .venv)
 	rm -rf $(SAMPLE) $(OUT)
