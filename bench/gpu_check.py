@@ -5,7 +5,8 @@ offline (no model hub is reached there either), each printing one PASS/FAIL line
 time:
   (a) the E-VAds suite through lmms-eval's `vllm` model on the sample dataset;
   (b) two GRPO steps with vLLM rollouts colocated with the trainer (use_vllm=True);
-  (c) density with a transformers visual backbone and faster-whisper on CUDA.
+  (c) density with a transformers visual backbone and faster-whisper on CUDA (OCR, a
+      CPU path that make test covers, is left out).
 The tiny models answer gibberish: these checks prove the code paths, not any score.
 Without a CUDA device it says so and exits 2; it never reports a check it did not run.
 """
@@ -22,8 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "EVADS_JUDGE": "similarity",
-           "EVADS_BAD_VIDEOS": "stop"}
+           "TOKENIZERS_PARALLELISM": "false"}
+# The judge configured in the environment, else the offline similarity fallback.
+JUDGE = {} if os.environ.get("EVADS_JUDGE_BASE_URL") else {"EVADS_JUDGE": "similarity"}
 
 
 def cuda_device() -> str | None:
@@ -40,7 +42,7 @@ def run(name: str, command: list[str], log: Path, timeout_s: float,
     with log.open("w") as out:
         try:
             code = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                  env={**os.environ, **OFFLINE, **(env or {})},
+                                  env={**os.environ, **OFFLINE, **JUDGE, **(env or {})},
                                   timeout=timeout_s).returncode
         except subprocess.TimeoutExpired:
             code = "timeout"
@@ -54,9 +56,9 @@ def run(name: str, command: list[str], log: Path, timeout_s: float,
     return False
 
 
-def build_inputs(work: Path) -> dict[str, Path]:
-    """The sample dataset and the tiny random models, built offline once under `work`."""
-    paths = {"sample": work / "sample", "vlm": work / "tiny-random-qwen2-5-vl",
+def build_inputs(work: Path, sample: Path | None) -> dict[str, Path]:
+    """The sample dataset (unless given) and the tiny random models, built offline once."""
+    paths = {"sample": sample or work / "sample", "vlm": work / "tiny-random-qwen2-5-vl",
              "rl_vlm": work / "tiny-random-qwen2-vl", "dino": work / "tiny-random-dinov2"}
     if not (paths["sample"] / ".done").exists():
         subprocess.run([PYTHON, "-m", "evads_tasks.sample", "--out", str(paths["sample"])],
@@ -87,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only these checks (repeatable; default: all three)")
     parser.add_argument("--timeout", type=float, default=150.0,
                         help="seconds each check may take")
+    parser.add_argument("--sample", type=Path,
+                        help="an existing sample dataset (default: build one, needs ffmpeg)")
+    parser.add_argument("--rollouts", choices=("vllm", "hf"), default="vllm",
+                        help="(b)'s rollout engine; hf (transformers generate) only where "
+                             "vllm cannot be installed, and the line says so")
+    parser.add_argument("--asr", choices=("faster-whisper", "none"), default="faster-whisper",
+                        help="(c)'s ASR; none only where faster-whisper's CUDA build is "
+                             "missing, and the line says so")
     args = parser.parse_args(argv)
     device = cuda_device()
     if device is None:
@@ -95,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"gpu-check on {device} (tiny RANDOM models: code paths only, scores mean nothing)")
     args.work.mkdir(parents=True, exist_ok=True)
-    paths = build_inputs(args.work)
+    paths = build_inputs(args.work, args.sample)
     only = set(args.only or ("eval", "grpo", "density"))
     results = []
     if "eval" in only:
@@ -108,20 +118,24 @@ def main(argv: list[str] | None = None) -> int:
             {"EVADS_ANNOTATIONS": str(paths["sample"] / "annotations" / "test.parquet")}))
     if "grpo" in only:
         sample = paths["sample"] / "annotations"
-        results.append(run("(b) 2 GRPO steps, vLLM colocate", [
+        vllm = args.rollouts == "vllm"
+        engine = ["--set", "grpo.use_vllm=true", "--set", "grpo.vllm_mode=colocate",
+                  "--set", "grpo.vllm_gpu_memory_utilization=0.3"] if vllm else []
+        results.append(run("(b) 2 GRPO steps, " + (
+            "vLLM colocate" if vllm else "HF generate (NOT vLLM)"), [
             PYTHON, "-m", "evads_rl", "grpo", "--config", "evads_rl/configs/cpu_smoke.yaml",
             "--model", str(paths["rl_vlm"]), "--output-dir", str(args.work / "grpo"),
             "--set", f"data.rl={sample / 'rl.parquet'}",
             "--set", f"data.video_dir={paths['sample'] / 'videos'}",
-            "--set", "grpo.use_cpu=false", "--set", "grpo.bf16=true",
-            "--set", "grpo.use_vllm=true", "--set", "grpo.vllm_mode=colocate",
-            "--set", "grpo.vllm_gpu_memory_utilization=0.3"],
+            "--set", "grpo.use_cpu=false", "--set", "grpo.bf16=true", *engine],
             args.work / "grpo.log", args.timeout))
     if "density" in only:
-        results.append(run("(c) density: backbone + whisper, cuda", [
+        whisper = args.asr == "faster-whisper"
+        results.append(run("(c) density: backbone" + (
+            " + whisper" if whisper else ", NO ASR") + ", cuda", [
             PYTHON, "-m", "evads_density", str(paths["sample"] / "videos"),
             "--out", str(args.work / "density"), "--fresh", "--device", "cuda",
-            "--visual-model", str(paths["dino"]), "--asr", "faster-whisper"],
+            "--visual-model", str(paths["dino"]), "--asr", args.asr, "--ocr", "none"],
             args.work / "density.log", args.timeout))
     print(f"gpu-check: {sum(results)} of {len(results)} passed")
     return 0 if all(results) else 1
