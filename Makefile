@@ -23,7 +23,8 @@ export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: help install install-gpu lock lock-check system-packages sample test lint demo \
-        demo-annotations demo-eval demo-density demo-rl eval density sft rl bench gpu-check clean
+        demo-annotations demo-eval demo-density demo-rl eval eval-official rescore density sft rl \
+        bench gpu-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -99,34 +100,79 @@ demo: demo-annotations demo-eval demo-density demo-rl  ## the main job on the sa
 # The tiny model's runs cap pixels per frame and new tokens (64) for CPU; any other model
 # keeps the official 1524 new tokens. Judge calls run on EVADS_JUDGE_CONCURRENCY (16) threads
 # (the lmms_eval console script passes --process_docs_parallel unless EVAL_FLAGS does).
-# A failed run stops here: lmms_eval exits 1 with the cause last (lmms-eval itself exits 0).
+# A failed run stops here: lmms_eval exits 1 with the cause last (lmms-eval itself exits 0);
+# exit 3 (the judge failed on more than EVADS_MAX_JUDGE_ERROR_RATE of the answers) still
+# writes the report, then fails.
 TINY_VLM ?= $(OUT)/models/tiny-random-qwen2-5-vl
 MODEL ?= qwen2_5_vl
 MODEL_ARGS ?= pretrained=$(TINY_VLM),device=cpu,device_map=cpu,fps=2,max_num_frames=768,min_pixels=3136,max_pixels=25088
 EVAL_TASKS ?= evads
 EVAL_OUT ?= $(OUT)/eval
 EVAL_FLAGS ?=
+# PROTOCOL: evads (our wording, the default) or official (the authors' script, read from
+# EVADS_OFFICIAL_EVAL); unset: $EVADS_PROTOCOL, else evads. The judge is decided in one place
+# (evads_tasks/judge/config.py): EVADS_JUDGE, else EVADS_JUDGE_BASE_URL, else the fallback
+# EVADS_JUDGE_FALLBACK, which make eval sets to the offline similarity judge.
+PROTOCOL ?=
 TINY_EVAL = $(findstring $(TINY_VLM),$(MODEL_ARGS))
 
 $(TINY_VLM)/TINY_RANDOM_MODEL.md: $(VENV)/.installed
 	$(PY) -m evads_tasks.tiny_model --family qwen2_5_vl --out $(TINY_VLM)
 
 eval: install $(if $(EVADS_ANNOTATIONS),,sample) $(if $(TINY_EVAL),$(TINY_VLM)/TINY_RANDOM_MODEL.md)  ## lmms-eval on E-VAds (MODEL=, MODEL_ARGS=, EVAL_TASKS=, EVAL_OUT=, EVAL_FLAGS=)
-	@if [ -z "$$EVADS_JUDGE_BASE_URL" ] && [ -z "$$EVADS_JUDGE" ]; then \
-	  echo "judge: offline similarity fallback (NOT the paper's LLM judge; set EVADS_JUDGE_BASE_URL for one)"; fi
+	@EVADS_JUDGE_FALLBACK=$${EVADS_JUDGE_FALLBACK:-similarity} \
+	  $(PY) -m evads_tasks.judge --which $(if $(PROTOCOL),--protocol $(PROTOCOL))
 	@$(if $(TINY_EVAL),echo "model: tiny RANDOM $(MODEL) built offline (answers capped at 64 new tokens): its answers are gibberish and its scores mean nothing")
 	started=$$(date +%s) && \
 	EVADS_ANNOTATIONS=$${EVADS_ANNOTATIONS:-$(SAMPLE)/annotations/test.parquet} \
-	EVADS_JUDGE=$${EVADS_JUDGE:-$$( [ -n "$$EVADS_JUDGE_BASE_URL" ] || echo similarity)} \
+	EVADS_JUDGE_FALLBACK=$${EVADS_JUDGE_FALLBACK:-similarity} \
 	MODEL_SEQ_LEN=$${MODEL_SEQ_LEN:-27307} \
 	$(VENV)/bin/lmms_eval --model $(MODEL) --model_args "$(MODEL_ARGS)" --tasks $(EVAL_TASKS) \
 	  --output_path $(EVAL_OUT) --log_samples $(if $(TINY_EVAL),--gen_kwargs max_new_tokens=64) \
-	  $(EVAL_FLAGS) && \
-	$(PY) -m evads_tasks report $(EVAL_OUT) --since $$started
+	  $(if $(PROTOCOL),--protocol $(PROTOCOL)) \
+	  $(EVAL_FLAGS); status=$$?; \
+	if [ $$status -eq 0 ] || [ $$status -eq 3 ]; then \
+	  $(PY) -m evads_tasks report $(EVAL_OUT) --since $$started || exit $$?; fi; \
+	exit $$status
 	@echo "results, samples and evads_report.md are under $(EVAL_OUT)"
 
 demo-eval:  ## the sample dataset, tiny random model, offline judge -> runs/demo/eval
 	@$(MAKE) --no-print-directory eval EVAL_OUT=$(OUT)/demo/eval
+
+# ---- the authors' protocol with Qwen3-VL (make eval-official PRETRAINED=...) ----
+# Their script's settings through lmms-eval's qwen3_vl class (qwen-vl-utils, image_patch_size
+# 16): fps 2 and at most 768 frames, 24576*28*28 = 19267584 total video pixels, qwen-vl-utils'
+# own per-frame minimum for 16-px patches (128*32*32 = 131072), sampling at temperature 1 with
+# up to 1524 new tokens (the task YAML), and top_p 0.8 / top_k 20, which their script gets
+# from Qwen3-VL-8B-Instruct's generation_config.json (it sets only temperature). The prompt
+# and the judge are theirs (PROTOCOL=official): set EVADS_OFFICIAL_EVAL to their script and
+# EVADS_JUDGE_BASE_URL (+ EVADS_JUDGE_API_KEY) to the judge's endpoint (model: qwen-plus).
+# What lmms-eval 0.7.3 cannot match is listed in the README ("The authors' protocol").
+PRETRAINED ?= Qwen/Qwen3-VL-8B-Instruct
+OFFICIAL_MODEL_ARGS ?= pretrained=$(PRETRAINED),fps=2,max_num_frames=768,total_pixels=19267584,min_pixels=131072
+OFFICIAL_GEN_KWARGS ?= top_p=0.8,top_k=20
+
+eval-official:  ## the authors' protocol: Qwen3-VL as their script runs it, their prompt and judge (PRETRAINED=, EVADS_OFFICIAL_EVAL=, EVADS_JUDGE_BASE_URL=)
+	@$(MAKE) --no-print-directory eval MODEL=qwen3_vl MODEL_ARGS="$(OFFICIAL_MODEL_ARGS)" \
+	  PROTOCOL=official EVAL_OUT=$(OUT)/eval-official \
+	  EVAL_FLAGS="--gen_kwargs $(OFFICIAL_GEN_KWARGS) $(EVAL_FLAGS)"
+
+# ---- judging a finished run again (make rescore RUN=... OUT=...) ----
+# RUN: an lmms-eval run folder (--log_samples), a rescore's folder or the authors'
+# final_results.csv; OUT (given on the command line): the new folder, else $(OUT)/rescore.
+# No model is loaded: the judge configured now (EVADS_JUDGE_BASE_URL/EVADS_JUDGE_MODEL, or
+# EVADS_JUDGE=similarity; PROTOCOL=official for the authors' judge) judges every logged
+# prediction again through the judge cache; rerun to resume. RESCORE_FLAGS: --dry-run (calls
+# and tokens left, nothing written), --annotations FILE (runs logged without the judge's
+# inputs), --fresh. EVADS_JUDGE_PRICE=IN_PER_1M,OUT_PER_1M prices the tokens.
+RUN ?=
+RESCORE_FLAGS ?=
+RESCORE_OUT = $(if $(filter command line,$(origin OUT)),$(OUT),$(OUT)/rescore)
+
+rescore: install  ## judge a finished run's predictions again, no model loaded (RUN=, OUT=, PROTOCOL=, RESCORE_FLAGS=--dry-run)
+	@test -n "$(RUN)" || { echo "RUN is required: make rescore RUN=RUN_DIR|final_results.csv OUT=NEW_DIR [PROTOCOL=official] [RESCORE_FLAGS=--dry-run]"; exit 2; }
+	$(PY) -m evads_tasks rescore "$(RUN)" --out "$(RESCORE_OUT)" \
+	  $(if $(PROTOCOL),--protocol $(PROTOCOL)) $(RESCORE_FLAGS)
 
 # ---- MG-GRPO training on TRL (make sft / make rl / make demo-rl) ----
 # Default: evads_rl/configs/cpu_smoke.yaml = the tiny RANDOM Qwen2-VL on the sample dataset,
@@ -170,6 +216,27 @@ density: install  ## Vden/Aden/Oden of DATASET=PATH [VIDEO_DIR=] [OUT=ROOT|DENSI
 demo-density: sample  ## density of the sample, from its videos and its annotations -> runs/demo/density
 	@$(MAKE) --no-print-directory density DATASET=$(SAMPLE)/annotations/test.parquet \
 	  VIDEO_DIR=$(SAMPLE)/videos DENSITY_OUT=$(OUT)/demo/density DENSITY_FLAGS="--workers 2"
+
+# ---- the multi-agent Q&A generator (make generate) ----
+# VIDEOS: a folder of videos, one video, or an annotation file (its metadata as is).
+# LLM_URL / LLM_MODEL: any OpenAI-compatible server (key: $EVADS_LLM_API_KEY); the judge is
+# EVADS_JUDGE* when set, else that LLM. Output: GENERATE_OUT (default $(OUT)/generate):
+# annotations.parquet for EVADS_ANNOTATIONS, candidates.jsonl, report.md. Rerun to resume.
+VIDEOS ?=
+LLM_URL ?=
+LLM_MODEL ?=
+QA_LANGUAGE ?= zh
+GENERATE_OUT ?= $(OUT)/generate
+GENERATE_FLAGS ?=
+GENERATE_USAGE := make generate VIDEOS=PATH LLM_URL=http://127.0.0.1:8000/v1 LLM_MODEL=NAME [QA_LANGUAGE=zh] [GENERATE_OUT=DIR] [GENERATE_FLAGS='...']
+.PHONY: generate
+
+generate: install  ## E-VAds-style Q&A: VIDEOS=PATH LLM_URL=URL LLM_MODEL=NAME [QA_LANGUAGE=zh] [GENERATE_OUT=] [GENERATE_FLAGS=]
+	@test -n "$(VIDEOS)" -a -n "$(LLM_URL)" -a -n "$(LLM_MODEL)" || { echo "$(GENERATE_USAGE)"; \
+	  echo "  GENERATE_FLAGS: any of python -m evads_tasks.qa_generator --help, e.g. --dry-run, --frames 8, --asr-language auto, --limit 10, --fresh"; exit 2; }
+	$(PY) -m evads_tasks.qa_generator "$(VIDEOS)" --out "$(GENERATE_OUT)" \
+	  --llm-base-url "$(LLM_URL)" --llm-model "$(LLM_MODEL)" --language "$(QA_LANGUAGE)" \
+	  $(GENERATE_FLAGS)
 
 demo-annotations: sample  ## summary of the sample's annotations (videos, questions per task and category)
 	$(PY) -m evads_tasks.annotations summary $(SAMPLE)/annotations/test.parquet

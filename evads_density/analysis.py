@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from evads_tasks.annotations import Event
 from evads_tasks.text_units import count_units
 
-from .asr import ASR_CHOICES, check_asr, load_asr
+from .asr import ASR_CHOICES, check_asr, load_asr, resolved_model
 from .decode import DecodeError, SampledFrames, decode_audio, probe, sample_frames
 from .features import check_visual_model, load_visual, resolve_visual_model
 from .metrics import VdenSettings, neighbour_similarities, rate, vden
@@ -42,7 +42,7 @@ class Settings:
     visual_model: str = "auto"
     asr: str = "faster-whisper"
     asr_model: str | None = None
-    asr_language: str | None = None
+    asr_language: str = "auto"
     ocr: str = "rapidocr"
     ocr_fps: float = 1.0
     ocr_change_threshold: float = 0.02
@@ -74,10 +74,12 @@ class Settings:
         return cls(**{**data, "vden": VdenSettings(**data["vden"])})
 
     def resolved(self) -> Settings:
-        """The same settings with ``visual_model=auto`` replaced by the model it picks here."""
+        """The same settings with ``visual_model=auto`` replaced by the model it picks here
+        (and no ``asr_model`` by the default it stands for, so a resume compares models)."""
         if self.source == "annotations":
             return self
-        return replace(self, visual_model=resolve_visual_model(self.visual_model))
+        return replace(self, visual_model=resolve_visual_model(self.visual_model),
+                       asr_model=resolved_model(self.asr, self.asr_model))
 
     def affecting_numbers(self) -> dict:
         """The settings that change this source's numbers (what a resume must match)."""
@@ -117,7 +119,7 @@ def check_backends(settings: Settings) -> None:
     if settings.source == "annotations":
         return
     check_visual_model(settings.resolved().visual_model)
-    check_asr(settings.asr, settings.asr_model)
+    check_asr(settings.asr, settings.asr_model, settings.asr_language)
 
 
 def load_backends(settings: Settings, threads: int = 0) -> Backends:
@@ -196,15 +198,16 @@ def measure_video(path: str, settings: Settings, backends: Backends) -> dict:
     features = backends.visual.embed(sampled.frames)
     sims = neighbour_similarities(features, settings.vden.window, settings.vden.decay)
 
-    segments = []
+    transcript = None
     if not info.has_audio:
         notes.append("no audio stream: aden = 0")
     elif backends.speech is None:
         notes.append("ASR disabled (--asr none): aden = 0")
     else:
-        audio = decode_audio(path, settings.max_seconds)
-        segments = backends.speech.transcribe(audio) if audio is not None and audio.size else []
-    speech_units = sum(count_units(s.text) for s in segments)
+        transcript = backends.speech.transcribe(decode_audio(path, settings.max_seconds))
+        notes.extend(transcript.notes)
+    segments = transcript.segments if transcript else ()
+    speech_units = transcript.units if transcript else 0
 
     ocr_rows, ocr_units = [], 0.0
     if backends.ocr is None:
@@ -213,16 +216,22 @@ def measure_video(path: str, settings: Settings, backends: Backends) -> dict:
         ocr_rows, ocr_units = read_screen_text(sampled, seconds, settings, backends.ocr)
     if sampled.rotation:
         notes.append(f"rotation metadata {sampled.rotation} deg applied")
+    if len(sampled.frames) < 2:  # no neighbour to compare with: no visual change measurable
+        notes.append(f"only {len(sampled.frames)} frame(s) sampled: Vden needs 2 or more, "
+                     "so it is not given (left out of the Vden mean)")
     return {
         "duration": round(duration, 3), "analysed_seconds": round(seconds, 3),
-        "vden": vden(sims, settings.vden.alpha), "aden": rate(speech_units, seconds),
+        "vden": vden(sims, settings.vden.alpha) if len(sampled.frames) >= 2 else None,
+        "aden": rate(speech_units, seconds),
         "oden": rate(ocr_units, seconds),
         "asr_units": speech_units, "ocr_units": ocr_units,
         "size": [info.width, info.height],
         "frames": len(sampled.frames),
         "frame_times": sampled.times,
         "frame_similarities": [round(float(s), 4) for s in sims],
-        "asr": [{"start": s.start, "end": s.end, "text": s.text} for s in segments],
+        "asr": [s.to_row() for s in segments],
+        "asr_languages": list(transcript.languages) if transcript else [],
+        "asr_per_second": transcript.per_second() if transcript else {},
         "ocr": ocr_rows,
         "ocr_calls": sum(not r["reused"] for r in ocr_rows),
         "notes": notes,

@@ -10,7 +10,14 @@ from pathlib import Path
 from evads_tasks.annotations import AnnotationError
 
 from .analysis import MIN_SIDE, OCR_CHOICES, Settings, check_backends
-from .asr import ASR_CHOICES, OPENAI_WHISPER_NEEDS_MODEL
+from .asr import (
+    ASR_CHOICES,
+    DEFAULT_MODEL,
+    HUB_EXAMPLES,
+    LANGUAGE_HELP,
+    OPENAI_WHISPER_NEEDS_MODEL,
+    TINY_EN,
+)
 from .availability import DEVICES_HELP, BackendUnavailable, check_device
 from .features import DINOV3_BASE
 from .metrics import VdenSettings
@@ -48,12 +55,19 @@ def _device(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each default, except None: the help text says what leaving it out means."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = Settings()   # the one place the defaults live
     p = argparse.ArgumentParser(
         prog="python -m evads_density",
         description="Vden/Aden/Oden of short videos, from the videos or from E-VAds annotations.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     p.add_argument("path", help="a folder of videos, an annotation file, or a hub dataset id")
     p.add_argument("--out", required=True, type=Path, help="output folder (resumed if present)")
     p.add_argument("--source", choices=SOURCES, default="auto",
@@ -76,12 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"auto ({DINOV3_BASE} when cached locally, else offline-pixels), "
                         "offline-pixels, or a transformers model id / folder")
     g = p.add_argument_group("speech and screen text")
-    g.add_argument("--asr", choices=ASR_CHOICES, default=d.asr)
+    g.add_argument("--asr", choices=ASR_CHOICES, default=d.asr,
+                   help="speech recognizer for Aden; none: Aden 0")
     g.add_argument("--asr-model", default=d.asr_model,
-                   help="faster-whisper: CTranslate2 folder (default: bundled tiny.en, English "
-                        "only); openai-whisper: model name or .pt checkpoint")
+                   help=f"faster-whisper: nothing or {DEFAULT_MODEL} = Whisper base, "
+                        f"multilingual, bundled (offline, sha256-checked); {TINY_EN} = bundled, "
+                        f"English only; {HUB_EXAMPLES} = downloaded by faster-whisper; or a "
+                        "local CTranslate2 folder. openai-whisper: model name or .pt checkpoint "
+                        "(required)")
     g.add_argument("--asr-language", default=d.asr_language,
-                   help="language code for a multilingual model, e.g. zh")
+                   help=f"{LANGUAGE_HELP}; Chinese comes out in Simplified characters")
     g.add_argument("--ocr", choices=OCR_CHOICES, default=d.ocr)
     g.add_argument("--ocr-fps", type=_number(float, 0), default=d.ocr_fps,
                    help="times per second the screen is OCR'd")

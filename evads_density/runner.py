@@ -1,8 +1,11 @@
 """Running the per-video analysis over a collection: in-process, worker processes or Ray.
 
 Rows are appended to ``per_video.jsonl`` and flushed as each video finishes, so a killed
-run resumes where it stopped: finished videos (error rows included) are skipped and a
-half-written last line is dropped. Models load once per worker (pool initializer / actor).
+run resumes where it stopped: finished videos (error rows included) are skipped, and a line
+that is not a row (a half-written last line, a corrupt line anywhere) is dropped with a
+warning naming the file and line while every row around it is kept. Models load once per
+worker (pool initializer / actor). Videos are probed first (``evads_tasks.video_probe``,
+cached): one that cannot be decoded gets its error row without reaching a worker.
 
 A worker process that dies (out of memory, a crash in native decoding or model code) does
 not end the run: with ``--workers 2`` or more the pool is restarted, the videos that were in
@@ -14,8 +17,10 @@ replaced. With ``--workers 1`` everything runs in this process: a crash there en
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -25,6 +30,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from evads_tasks.video_probe import probe_videos, video_problem
+
 from .analysis import Backends, Settings, analyse, crash_row, load_backends
 from .sources import VideoJob
 
@@ -33,21 +40,50 @@ _WORKER: tuple[Settings, Backends] | None = None
 
 
 def read_finished(path: Path) -> list[dict]:
-    """Rows already written; a torn last line (a killed writer) is cut from the file."""
+    """Rows already written. A line that is not a row (a torn last line from a killed
+    writer, a corrupt line anywhere) is skipped with a warning naming the file and line, and
+    the file is rewritten without it (atomically), so the rows after it are kept and the
+    next row is not glued to a torn one."""
     if not path.exists():
         return []
-    rows, good_bytes = [], 0
+    rows, good, rewrite = [], [], False
     with path.open("rb") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, 1):
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-            good_bytes += len(line)
-    if good_bytes != path.stat().st_size:
-        with path.open("r+b") as handle:
-            handle.truncate(good_bytes)
+                row = json.loads(line)
+                if not isinstance(row, dict) or "video_id" not in row:
+                    raise ValueError("not a per-video row")
+            except (ValueError, UnicodeDecodeError) as error:
+                if line.strip():
+                    print(f"warning: {path}, line {number}: skipped, not a row "
+                          f"({type(error).__name__}: {str(error)[:80]}); its video is "
+                          "measured again", file=sys.stderr)
+                rewrite = True
+                continue
+            rows.append(row)
+            rewrite = rewrite or not line.endswith(b"\n")
+            good.append(line if line.endswith(b"\n") else line + b"\n")
+    if rewrite:
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_bytes(b"".join(good))
+        os.replace(temporary, path)
     return rows
+
+
+def with_probed_videos(jobs: Sequence[VideoJob]) -> list[VideoJob]:
+    """``jobs`` with each video that cannot be decoded marked ``missing_video`` (the probe's
+    reason), so it gets an error row at once instead of failing or crashing in a worker."""
+    paths = [job.video_path for job in jobs if job.video_path and not job.missing_video]
+    if not paths:
+        return list(jobs)
+    probes = probe_videos(paths)
+    checked = []
+    for job in jobs:
+        probe = probes.get(Path(job.video_path)) if job.video_path else None
+        if probe is not None and not probe.ok and not job.missing_video:
+            job = dataclasses.replace(job, missing_video=video_problem(probe))
+        checked.append(job)
+    return checked
 
 
 def append_row(handle, row: dict) -> None:
@@ -192,6 +228,8 @@ def run(jobs: Sequence[VideoJob], settings: Settings, out_dir: Path, workers: in
         print(f"resuming: {len(done)} of {len(wanted)} videos already in {path}")
     if not todo:
         return rows
+    if settings.source in ("video", "both"):
+        todo = with_probed_videos(todo)
     produce = _ray if executor == "ray" else _local
     with path.open("a", encoding="utf-8") as handle, tqdm(
             total=len(todo), desc="density", unit="video") as bar:

@@ -7,6 +7,7 @@ encoding from ffmpeg, the same tools the bundled sample uses.
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -59,15 +60,17 @@ def _frames(scenes: Sequence[Scene], width: int, height: int, fps: int) -> Itera
 
 
 def make_clip(path: Path, scenes: Sequence[Scene], *, width: int = 320, height: int = 180,
-              fps: int = 25, speech: str | None = None, voice: str = "en") -> Path:
-    """Encode the scenes (H.264; AAC voiceover when ``speech`` is given) into ``path``."""
+              fps: int = 25, speech: str | None = None, voice: str = "en",
+              audio: Path | None = None) -> Path:
+    """Encode the scenes (H.264; an AAC voiceover of ``speech`` by espeak-ng, or of the
+    ``audio`` file) into ``path``."""
     seconds = sum(s.seconds for s in scenes)
     pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
     with tempfile.TemporaryDirectory() as tmp:
         options = []
-        if speech:
-            wav = synthesize([speech], Path(tmp), voice)[speech]
-            options += ["-i", str(wav), "-map", "0:v", "-map", "1:a", "-c:a", "aac"]
+        voiceover = synthesize([speech], Path(tmp), voice)[speech] if speech else audio
+        if voiceover:
+            options += ["-i", str(voiceover), "-map", "0:v", "-map", "1:a", "-c:a", "aac"]
         options += ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", pix_fmt,
                     "-t", f"{seconds}"]
         return pipe_to_ffmpeg(_frames(scenes, width, height, fps), path, width=width,
@@ -78,3 +81,21 @@ def speech_seconds(text: str, voice: str = "en") -> float:
     """How long espeak-ng takes to say ``text`` (to know the true words per second)."""
     with tempfile.TemporaryDirectory() as tmp:
         return wav_seconds(synthesize([text], Path(tmp), voice)[text])
+
+
+def audio_track(parts: Sequence[Path | float], out: Path) -> Path:
+    """One 16 kHz mono wav of ``parts`` in order: audio files (any format ffmpeg reads) and
+    numbers, each that many seconds of digital silence; e.g. ``[2.0, clip]`` delays a clip."""
+    inputs, labels = [], []
+    for index, part in enumerate(parts):
+        if isinstance(part, (int, float)):
+            inputs += ["-f", "lavfi", "-t", f"{part}", "-i", "anullsrc=r=16000:cl=mono"]
+        else:
+            inputs += ["-i", str(part)]
+        labels.append(f"[{index}:a]aresample=16000,aformat=channel_layouts=mono[a{index}]")
+    joined = "".join(f"[a{i}]" for i in range(len(parts)))
+    graph = ";".join(labels) + f";{joined}concat=n={len(parts)}:v=0:a=1[out]"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", *inputs, "-filter_complex", graph,
+                    "-map", "[out]", "-ar", "16000", "-ac", "1", str(out)],
+                   check=True, capture_output=True)
+    return out

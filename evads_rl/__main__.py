@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from evads_tasks.judge.config import add_protocol_flag, apply_protocol_flag
+
 from .config import load_config, training_configs
+from .judge_guard import EXIT_JUDGE_DEAD, JudgeFailureError
 
 COMMANDS = {
     "sft": "SFT stage only (format and e-commerce knowledge) -> OUTPUT_DIR/sft/final",
@@ -44,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "grpo":
             command.add_argument("--model", help="start from this model folder instead of the "
                                                  "config's model (e.g. RUN/sft/final)")
+        if name in ("grpo", "rl"):  # the stages that judge
+            add_protocol_flag(command)
         if name == "validate":
             continue
         resume_help = ("alone: resume each stage from its latest checkpoint (a finished stage "
@@ -106,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return verl_data_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
+    apply_protocol_flag(getattr(args, "protocol", None))  # launched stages inherit it
     from . import train
 
     stages = train.STAGES if args.command in ("rl", "validate") else (args.command,)
@@ -129,12 +135,16 @@ def main(argv: list[str] | None = None) -> int:
             if code:
                 return code
         return 0
-    if args.command == "sft":
-        result = train.run_sft(config, root / "sft", resumes["sft"])
-    elif args.command == "grpo":
-        result = train.run_grpo(config, root / "grpo", resumes["grpo"], model=model)
-    else:
-        result = train.run_rl(config, resumes)[1]
+    try:
+        if args.command == "sft":
+            result = train.run_sft(config, root / "sft", resumes["sft"])
+        elif args.command == "grpo":
+            result = train.run_grpo(config, root / "grpo", resumes["grpo"], model=model)
+        else:
+            result = train.run_rl(config, resumes)[1]
+    except JudgeFailureError as error:
+        print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr, flush=True)
+        return EXIT_JUDGE_DEAD
     notice = train.model_notice(str(result.final_dir))
     print(f"{args.command} done: model in {result.final_dir}, per-step log in "
           f"{result.final_dir.parent / 'metrics.jsonl'}"

@@ -21,7 +21,8 @@ from transformers import TrainerCallback
 
 # Shown on stdout (all keys go to the JSONL file).
 STDOUT_KEYS = ("loss", "reward", "rewards/answer_reward/mean", "rewards/trace_reward/mean",
-               "rewards/format_reward/mean", "judge/judge_errors", "completions/mean_length",
+               "rewards/format_reward/mean", "judge/judge_errors", "judge/error_rate",
+               "completions/mean_length",
                "mean_token_accuracy")
 
 

@@ -4,8 +4,9 @@ Top-level keys: ``model`` (a local folder, a hub id, or ``tiny:<family>`` for th
 offline tiny random model), ``data`` (annotation files, video folder, frame
 settings, row limit), ``judge`` (``env`` or ``similarity``), ``reward_weights``,
 ``peft`` (LoRA settings or null), ``sft`` / ``grpo`` (keyword arguments of TRL's
-``SFTConfig`` / ``GRPOConfig``), ``output_dir`` and optionally ``accelerate_config``
-(a launcher config; the stages then run under ``accelerate launch``).
+``SFTConfig`` / ``GRPOConfig``), ``output_dir``, optionally ``accelerate_config``
+(a launcher config; the stages then run under ``accelerate launch``) and ``judge_stop``
+(``max_error_rate``, ``batches``: when GRPO stops on a dead judge, default 1.0 and 2).
 Strings may use ``$VARS``; relative paths are relative to the working directory.
 """
 
@@ -20,12 +21,13 @@ import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("model", "data", "judge", "reward_weights", "peft", "sft", "grpo", "output_dir",
-            "accelerate_config")
+            "accelerate_config", "judge_stop")
 REQUIRED = ("model", "data", "sft", "grpo", "output_dir")
 # The keys of the sections evads reads itself (sft/grpo/peft are checked against TRL/peft).
 SECTION_KEYS = {
     "data": ("sft", "rl", "video_dir", "num_frames", "max_side", "limit"),
     "reward_weights": ("answer", "trace", "format"),
+    "judge_stop": ("max_error_rate", "batches"),  # evads_rl.judge_guard
 }
 LAUNCHER_PREFIX = "accelerate_"  # launcher files beside the run configs, not run configs
 

@@ -14,19 +14,25 @@ Policy for what cannot be judged (logged, never raised):
 - no ``<answer>`` block -> the completion minus its ``<think>`` block is judged as the
   answer (the official evaluation's rule), and the format term is 0;
 - ``<think>`` missing/empty -> trace term 0, not sent;
-- judge error (``JudgeResult.score is None``) -> that term 0, counted in ``judge_errors``
-  and logged with the judge's reason;
+- judge error (``JudgeResult.score is None``) -> that term 0 (no judge-based credit),
+  counted in ``judge_errors`` and logged with the judge's reason; when the judge fails on
+  too many requests of the last reward batches, :mod:`evads_rl.judge_guard` stops training
+  (``JudgeFailureError``) rather than let the reward become the format term alone;
 - any tag problem fails the format check -> format term 0.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from evads_tasks.judge import Judge, JudgeRequest, JudgeResult
+from evads_tasks.scoring import LEVELS
 
+from .judge_guard import JudgeErrorWindow
 from .rewards import (
     DEFAULT_WEIGHTS,
     ParsedCompletion,
@@ -42,6 +48,27 @@ log = logging.getLogger(__name__)
 
 # Dataset columns the reward functions read (written by evads_rl.data).
 CONTEXT_COLUMNS = ("question", "metadata", "clues", "reference")
+JUDGE_MODES = ("env", "similarity")  # the run config's ``judge``
+
+
+def make_judge(mode: str = "env", cache_dir: str | os.PathLike | None = None):
+    """The judge ``judge_from_env`` decides (the one place that does); the config's
+    ``judge: similarity`` is its fallback, used only when the environment configures none;
+    ``env``: no fallback."""
+    if mode not in JUDGE_MODES:
+        raise ValueError(f"judge must be 'env' or 'similarity', got {mode!r}")
+    from evads_tasks.judge import judge_from_env
+
+    return judge_from_env(cache_dir, fallback="similarity" if mode == "similarity" else None)
+
+
+def _as_level(result: JudgeResult) -> JudgeResult:
+    """A verdict off the five levels (the official protocol's parse rule reads any number)
+    earns no reward: it becomes a judge error."""
+    if result.score is None or result.score in LEVELS:
+        return result
+    return dataclasses.replace(result, score=None, error=(
+        f"judge score {result.score} is not one of the levels {LEVELS}: no reward"))
 
 
 @dataclass(frozen=True)
@@ -64,10 +91,15 @@ class ScoredCompletion:
 
 @dataclass
 class JudgeStats:
-    """Running counts, for the logs."""
+    """Running counts, for the logs; ``batch_error_rate`` is the last reward batch's."""
 
     requests: int = 0
     errors: int = 0
+    batch_error_rate: float = 0.0
+
+
+def _same_counts(requests: int, errors: int) -> tuple[int, int]:
+    return requests, errors
 
 
 def _request(context: JudgeContext, rubric: str, text: str | None) -> JudgeRequest | None:
@@ -85,8 +117,13 @@ def _score(result: JudgeResult | None) -> float | None:
 class MGJudgeScorer:
     """Scores completions with the MG-GRPO reward through one judge (thread-safe judge assumed)."""
 
-    def __init__(self, judge: Judge, weights: RewardWeights = DEFAULT_WEIGHTS) -> None:
+    def __init__(self, judge: Judge, weights: RewardWeights = DEFAULT_WEIGHTS,
+                 guard: JudgeErrorWindow | None = None,
+                 reduce: Callable[[int, int], tuple[int, int]] = _same_counts) -> None:
+        """``guard`` stops on a dead judge; ``reduce`` sums a batch's (requests, errors)
+        over the training processes, so that every process takes the same decision."""
         self.judge, self.weights = judge, weights
+        self.guard, self.reduce = guard, reduce
         self.stats = JudgeStats()
 
     def verdicts(self, items: Sequence[tuple[JudgeContext, ParsedCompletion]]
@@ -97,15 +134,22 @@ class MGJudgeScorer:
                  for c, p in items]
         wanted = list(dict.fromkeys(r for pair in pairs for r in pair if r is not None))
         found: dict[JudgeRequest, JudgeResult] = {}
+        errors, last_error = 0, None
         if wanted:
             results = self.judge.judge_many(wanted)
-            self.stats.requests += len(results)
             for request, result in zip(wanted, results, strict=True):
+                result = _as_level(result)
                 if result.score is None:
-                    self.stats.errors += 1
+                    errors, last_error = errors + 1, result.error
                     log.warning("judge error (%s rubric) scored as 0: %s", request.rubric,
                                 result.error)
                 found[request] = result
+        self.stats.requests += len(wanted)
+        self.stats.errors += errors
+        sent, failed = self.reduce(len(wanted), errors)
+        self.stats.batch_error_rate = failed / sent if sent else 0.0
+        if self.guard is not None:
+            self.guard.add_batch(sent, failed, last_error)
         return [(found.get(a) if a else None, found.get(t) if t else None) for a, t in pairs]
 
     def score(self, completions: Sequence, contexts: Sequence[JudgeContext],
@@ -183,6 +227,7 @@ class MGGRPORewards:
         if log_metric is not None:
             log_metric("judge/requests", float(self.scorer.stats.requests - before[0]))
             log_metric("judge/judge_errors", float(self.scorer.stats.errors - before[1]))
+            log_metric("judge/error_rate", self.scorer.stats.batch_error_rate)
             log_metric("judge/format_ok", sum(s.parsed.format_ok for s in scored) / len(scored))
         return scored
 

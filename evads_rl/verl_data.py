@@ -15,8 +15,10 @@ each row with:
   ``question``, ``clues``, ``meta_info``, ``accuracy_ratio``, ``format_ratio``, so that
   :mod:`evads_rl.verl_reward` needs no ``$EVADS_ANNOTATIONS`` lookup.
 
-verl-style rows (RL/SFT splits) keep their other columns as released; test-schema and
-normalized rows get the RL row of :func:`evads_tasks.annotations.schemas.to_train_row`.
+verl-style rows (RL/SFT splits) keep their other columns as released; rows of the published
+SFT split, which have no ``reward_model``, get the one verl's reward reads (ground truth = the
+``<answer>`` part of their ``answer``, no clues); test-schema and normalized rows get the RL
+row of :func:`evads_tasks.annotations.schemas.to_train_row`.
 """
 
 from __future__ import annotations
@@ -31,14 +33,20 @@ from tqdm import tqdm
 
 from evads_tasks.annotations import AnnotationError, EvadsRecord
 from evads_tasks.annotations import resolve_video as resolve_video_path
-from evads_tasks.annotations.schemas import detect_schema, to_train_row
+from evads_tasks.annotations.schemas import detect_schema, rl_reward_model, to_train_row
 
 from .data import VIDEO_MARKER, prompt_text, read_records
 
 
 def verl_row(row: Mapping, record: EvadsRecord, video: Path, index: int) -> dict:
     """One annotation row as verl reads it (see the module docstring)."""
-    base = dict(row) if detect_schema(set(row)) == "train" else to_train_row(record, "rl")
+    schema = detect_schema(set(row))
+    if schema == "train":
+        base = dict(row)
+    elif schema == "sft":
+        base = {**row, "reward_model": rl_reward_model(record)}
+    else:
+        base = to_train_row(record, "rl")
     text = prompt_text(row, record, "grpo")
     markers = text.count(VIDEO_MARKER)
     if markers > 1:

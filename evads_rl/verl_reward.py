@@ -16,6 +16,14 @@ put in the result dicts: verl aggregates every ``reward_extra_info`` value as a 
 
 Use ``compute_score`` with verl's naive reward manager, or ``compute_score_batch`` with
 its batch manager (one concurrent judge call per batch). See ``configs/verl_grpo.sh``.
+
+A failed judgement gives its term no credit (0) and is counted in the dict
+(``judge_errors`` of ``judge_requests``). A dead judge stops the run: when the judge failed
+on at least ``$EVADS_JUDGE_STOP_RATE`` (default 1.0) of the requests of the last
+``$EVADS_JUDGE_STOP_BATCHES`` (default 2) calls, the call raises
+``evads_rl.judge_guard.JudgeFailureError``, which ends the verl job (resume it from its last
+``trainer.save_freq`` checkpoint once the judge is back). With the naive manager a call is
+one sample: raise ``EVADS_JUDGE_STOP_BATCHES`` to look at more of them.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
+from evads_rl.judge_guard import JudgeErrorWindow, JudgeStopRule
 from evads_rl.judging import JudgeContext, MGJudgeScorer, ScoredCompletion
 from evads_rl.rewards import RewardWeights
 from evads_tasks.annotations import ANNOTATIONS_ENV, AnnotationError, EvadsRecord, load_annotations
@@ -62,7 +71,8 @@ def scorer() -> MGJudgeScorer:
         if _scorer is None:
             from evads_tasks.judge import judge_from_env
 
-            _scorer = MGJudgeScorer(judge_from_env(), weights_from_env())
+            _scorer = MGJudgeScorer(judge_from_env(), weights_from_env(),
+                                    JudgeErrorWindow(JudgeStopRule.from_env()))
             message = (f"[evads verl reward] judge: {_scorer.judge.name}; reward weights "
                        f"{_scorer.weights.as_list()} (answer, trace, format)")
             print(message, flush=True)
@@ -97,16 +107,19 @@ def row_context(ground_truth: str, extra_info: Mapping | None) -> tuple[JudgeCon
 
 
 def _as_dict(scored: ScoredCompletion) -> dict:
-    errors = sum(1 for r in (scored.answer, scored.trace) if r is not None and r.score is None)
+    judged = [r for r in (scored.answer, scored.trace) if r is not None]
     return {"score": scored.parts.total, "answer_g": scored.parts.answer,
             "trace_g": scored.parts.trace, "format": scored.parts.format,
-            "judge_errors": errors}
+            "judge_errors": sum(r.score is None for r in judged),
+            "judge_requests": len(judged)}
 
 
 def compute_score_batch(data_sources: Sequence[str], solution_strs: Sequence[str],
                         ground_truths: Sequence[str], extra_infos: Sequence[Mapping | None],
                         **kwargs) -> list[dict]:
-    """verl batch reward manager entry: the whole batch is judged in one concurrent call."""
+    """verl batch reward manager entry: the whole batch is judged in one concurrent call.
+
+    Raises JudgeFailureError when the judge is dead (see the module's docstring)."""
     rows = [row_context(gt, extra) for gt, extra in zip(ground_truths, extra_infos, strict=True)]
     scored = scorer().score(solution_strs, [r[0] for r in rows], [r[1] for r in rows],
                             [r[2] for r in rows])

@@ -1,43 +1,131 @@
-"""``python -m evads_tasks path``: the lmms-eval include path; ``report DIR``: a run summary."""
+"""``python -m evads_tasks``: ``path`` (the lmms-eval include path), ``report`` (a run's
+Markdown + PNG summary, also of the authors' ``final_results.csv``), ``compare A B``,
+``rescore RUN --out DIR`` (a finished run's predictions judged again, no model loaded)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .tasks import INCLUDE_PATH
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m evads_tasks",
         description="E-VAds as an lmms-eval task suite: "
                     'lmms-eval --tasks evads --include_path "$(python -m evads_tasks path)"')
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("path", help="print the folder to pass to lmms-eval --include_path")
-    report = commands.add_parser("report", help="write a Markdown summary of an lmms-eval run")
-    report.add_argument("results_dir", help="the --output_path of an lmms-eval run with "
-                                            "--log_samples")
+    report = commands.add_parser(
+        "report", help="write a Markdown + PNG summary of an lmms-eval run, or of the "
+                       "authors' script output (--official-results)")
+    report.add_argument("results_dir", nargs="?",
+                        help="the --output_path of an lmms-eval run with --log_samples")
+    report.add_argument("--official-results", metavar="FINAL_RESULTS",
+                        help="the final_results.csv (or .json) the authors' evaluation "
+                             "script wrote, instead of a run folder")
     report.add_argument("--out", help="where to write the Markdown (default: beside the "
-                                      "results JSON, as evads_report.md)")
+                                      "results, as evads_report.md; the PNG goes beside it)")
     report.add_argument("--since", type=float, metavar="UNIX_TIME",
                         help="only a run whose results were written at or after this time "
                              "(e.g. $(date +%%s) taken before lmms-eval started): fails when "
                              "that run left none")
+    compare = commands.add_parser(
+        "compare", help="two runs side by side: per-task means and per-question agreement")
+    for name in ("a", "b"):
+        compare.add_argument(name, metavar=name.upper(),
+                             help="an lmms-eval run folder or an authors' final_results.csv")
+    compare.add_argument("--out", help="also write the Markdown here")
+    _add_rescore(commands)
+    return parser
+
+
+def _add_rescore(commands: argparse._SubParsersAction) -> None:
+    rescore = commands.add_parser(
+        "rescore", help="judge a finished run's logged predictions again with the judge "
+                        "configured now (no model is loaded), written as a run")
+    rescore.add_argument("run", metavar="RUN",
+                         help="an lmms-eval run folder (--log_samples), a rescore's folder, "
+                              "or the authors' final_results.csv (or .json)")
+    rescore.add_argument("--out", required=True, metavar="NEW_DIR",
+                         help="the folder to write results, samples and report to (rerun "
+                              "the same command to resume a killed rescore)")
+    rescore.add_argument("--protocol", metavar="{evads,official}",
+                         help="how the judge is asked and read (default: $EVADS_PROTOCOL, "
+                              "else evads)")
+    rescore.add_argument("--annotations", metavar="FILE",
+                         help="the run's dataset, for samples logged without the judge's "
+                              "inputs (runs made before evads logged them)")
+    rescore.add_argument("--dry-run", action="store_true",
+                         help="count the judge calls left and estimate their tokens; call "
+                              "and write nothing")
+    rescore.add_argument("--fresh", action="store_true",
+                         help="start over in an --out folder that holds another rescore")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "path":
         print(INCLUDE_PATH)
         return 0
-    from .run_report import write_report
-
     try:
-        path = write_report(args.results_dir, args.out, args.since)
+        if args.command == "compare":
+            return _compare(args)
+        if args.command == "rescore":
+            from .rescore import main as rescore
+
+            return rescore(args)
+        return _report(parser, args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from .run_report import write_official_report, write_report
+
+    if (args.results_dir is None) == (args.official_results is None):
+        parser.error("report takes a run folder or --official-results FILE (one of them)")
+    if args.official_results:
+        path = write_official_report(args.official_results, args.out)
+    else:
+        path = write_report(args.results_dir, args.out, args.since)
     print(path.read_text(encoding="utf-8"))
     print(f"report written to {path}", file=sys.stderr)
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs, format_comparison
+    from .scored_runs import load_scored
+
+    a, b = load_scored(args.a), load_scored(args.b)
+    comparison = compare_runs(a, b)
+    text = format_comparison(a, b, comparison)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        text += _confusion_png(comparison, Path(args.out).with_suffix(".png"))
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"comparison written to {args.out}", file=sys.stderr)
+    print(text)
+    return 0
+
+
+def _confusion_png(comparison: dict, path: Path) -> str:
+    """Draw the confusion matrix of the two runs' scores; the Markdown line showing it."""
+    from .agreement import draw_confusion
+    from .compare import judged_pairs
+
+    xs, ys = judged_pairs(comparison)
+    drawn = draw_confusion(xs, ys, path, f"E-VAds scores of {len(xs)} questions judged in "
+                                         "both runs: A (rows) by B (columns)")
+    if drawn is None:
+        return ""
+    print(f"confusion matrix drawn to {drawn}", file=sys.stderr)
+    return f"\n![confusion matrix: A's scores (rows) by B's (columns)]({drawn.name})\n"
 
 
 if __name__ == "__main__":

@@ -16,6 +16,12 @@ and a failure to save the results is only a logged warning. So that scripts (``m
 stop, this wrapper watches each evaluation (lmms-eval's ``cli_evaluate_single``) and exits 1
 when one raised or wrote no new ``*_results.json`` under its ``--output_path``, printing the
 root cause (our AnnotationError or JudgeConfigError text, not tenacity's wrapper) last.
+
+Before lmms-eval starts (and so before a model is loaded), a run of E-VAds tasks probes
+every video (``tasks.utils.preflight``): a bad one ends it at once, one ``error:`` line per
+bad file, the last naming a file. After an evaluation wrote its results, the wrapper exits
+3 when the judge failed on more than ``$EVADS_MAX_JUDGE_ERROR_RATE`` of the judged answers
+(``judge.error_rate``), the count and the first error last.
 """
 
 from __future__ import annotations
@@ -32,13 +38,24 @@ from tenacity import RetryError
 
 from .annotations import AnnotationError
 from .judge.api import JudgeConfigError
-from .judge.config import CONCURRENCY_ENV, judge_concurrency
+from .judge.config import (
+    CONCURRENCY_ENV,
+    PROTOCOL_ENV,
+    apply_protocol_flag,
+    judge_concurrency,
+    judge_protocol,
+)
+from .judge.error_rate import EXIT_JUDGE_ERRORS, RUN_TALLY, max_judge_error_rate
 from .judge.http_judge import DEFAULT_CONCURRENCY
-from .run_report import RESULTS_GLOB
+from .judge.protocols import PROTOCOLS
+from .redaction import env_secrets, redact
+from .scored_runs import RESULTS_GLOB, annotate_results
 from .tasks import INCLUDE_PATH
+from .video_probe import BadVideosError
 
 _EVAL_FLAG = "--include_path"
 _TASKS_FLAG = "--include-path"
+PROTOCOL_FLAG = "--protocol"
 PARALLEL_FLAGS = ("--process_docs_parallel", "--process-docs-parallel")
 HELP_FLAGS = ("-h", "--help")
 WRAPPER_HELP = (
@@ -46,8 +63,11 @@ WRAPPER_HELP = (
     "follows): it adds the E-VAds tasks (evads, evads_perception, evads_reasoning, "
     "evads_bp, ...) to the include path, after any --include_path you give, passes "
     f"--process_docs_parallel ${CONCURRENCY_ENV} (default {DEFAULT_CONCURRENCY}) unless you "
-    "give that flag, so that judge calls run on that many threads, and exits 1 with the "
-    "cause on the last line when an evaluation fails (lmms-eval itself exits 0)."
+    "give that flag, so that judge calls run on that many threads, takes --protocol "
+    f"{'|'.join(PROTOCOLS)} (sets ${PROTOCOL_ENV}), probes every video "
+    "before loading the model, and exits 1 with the cause on the last line when an "
+    "evaluation fails (lmms-eval itself exits 0), 3 when the judge failed on more than "
+    "$EVADS_MAX_JUDGE_ERROR_RATE (default 0.02) of the answers."
 )
 
 
@@ -90,9 +110,13 @@ def root_cause(error: BaseException) -> BaseException:
 
 
 def failure_message(error: BaseException) -> str:
-    """The root cause on one line: our errors' text as is, anything else with its type."""
+    """The root cause on one line: our errors' text as is, anything else with its type.
+
+    Bad videos keep one line per file (the last naming one), and secrets are redacted."""
     cause = root_cause(error)
-    text = " ".join(str(cause).split())
+    if isinstance(cause, BadVideosError):
+        return redact("\n".join(cause.lines), env_secrets())
+    text = redact(" ".join(str(cause).split()), env_secrets())
     return text if isinstance(cause, (AnnotationError, JudgeConfigError)) else \
         f"{type(cause).__name__}: {text}"
 
@@ -108,13 +132,16 @@ class EvaluationWatcher:
     can list several) and records why an evaluation failed, then lets lmms-eval go on as
     usual: it logs the error and continues with the next one."""
 
-    def __init__(self, evaluate_one: Callable) -> None:
+    def __init__(self, evaluate_one: Callable, max_judge_error_rate: float = 1.0) -> None:
         self.evaluate_one = evaluate_one
+        self.max_judge_error_rate = max_judge_error_rate
         self.failures: list[str] = []
+        self.judge_failures: list[str] = []
 
     def __call__(self, args: argparse.Namespace) -> tuple:
         output_path = getattr(args, "output_path", None)
         before = results_files(output_path) if output_path else {}
+        RUN_TALLY.reset()
         try:
             results, samples = self.evaluate_one(args)
         except SystemExit:  # lmms-eval exits 0 when --tasks is missing, as for --tasks list
@@ -128,18 +155,44 @@ class EvaluationWatcher:
         # results is None on the processes other than the main one, which write nothing
         if results is not None and output_path:
             after = results_files(output_path)
-            if not [path for path, stamp in after.items() if before.get(path) != stamp]:
+            written = [path for path, stamp in after.items() if before.get(path) != stamp]
+            if not written:
                 self.failures.append(f"lmms-eval wrote no {RESULTS_GLOB} under {output_path} "
                                      "(see its log above)")
+            for path in written:  # lmms-eval cannot tell the tasks which model runs
+                annotate_results(path)
+        if (failure := RUN_TALLY.failure(self.max_judge_error_rate)) is not None:
+            self.judge_failures.append(failure)
         return results, samples
 
 
-def evaluate(evaluation_args: argparse.Namespace) -> int:
-    """lmms-eval's ``cli_evaluate`` with every evaluation watched: 0, or 1 after printing
-    each failure's cause (the last line is the last failure's cause)."""
+def evads_tasks_requested(argv: list[str]) -> bool:
+    """Whether ``--tasks`` names an E-VAds task or group (all start with ``evads``)."""
+    rest = iter(argv)
+    for arg in rest:
+        value = next(rest, "") if arg == "--tasks" else \
+            arg.split("=", 1)[1] if arg.startswith("--tasks=") else None
+        if value is not None and any(name.strip().startswith("evads")
+                                     for name in value.split(",")):
+            return True
+    return False
+
+
+def print_failures(messages: list[str]) -> None:
+    """Each message as ``error: ...`` lines on stderr, after lmms-eval's log on stdout."""
+    sys.stdout.flush()
+    for message in dict.fromkeys(messages):
+        for line in message.splitlines():
+            print(f"error: {line}", file=sys.stderr)
+
+
+def evaluate(evaluation_args: argparse.Namespace, max_rate: float = 1.0) -> int:
+    """lmms-eval's ``cli_evaluate`` with every evaluation watched: 0; 1 after printing each
+    failure's cause (the last line is the last failure's cause); 3 when the results were
+    written but the judge failed on more than ``max_rate`` of the judged answers."""
     import lmms_eval.__main__ as lmms_eval_entry
 
-    watcher = EvaluationWatcher(lmms_eval_entry.cli_evaluate_single)
+    watcher = EvaluationWatcher(lmms_eval_entry.cli_evaluate_single, max_rate)
     lmms_eval_entry.cli_evaluate_single = watcher  # cli_evaluate looks it up on each call
     try:
         lmms_eval_entry.cli_evaluate(evaluation_args)
@@ -152,12 +205,13 @@ def evaluate(evaluation_args: argparse.Namespace) -> int:
             watcher.failures.append(failure_message(error))
     finally:
         lmms_eval_entry.cli_evaluate_single = watcher.evaluate_one
-    if not watcher.failures:
-        return 0
-    sys.stdout.flush()  # lmms-eval logs to stdout: the causes must come after its log
-    for message in dict.fromkeys(watcher.failures):
-        print(f"error: {message}", file=sys.stderr)
-    return 1
+    if watcher.failures:
+        print_failures(watcher.judge_failures + watcher.failures)
+        return 1
+    if watcher.judge_failures:
+        print_failures(watcher.judge_failures)
+        return EXIT_JUDGE_ERRORS
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,12 +230,23 @@ def main(argv: list[str] | None = None) -> int:
     if argv and (argv[0] == "eval" and len(argv) > 1 or argv[0].startswith("-")) \
             and not (len(argv) == 1 and argv[0] in HELP_FLAGS):
         rest, paths = split_include_paths(argv[1:] if argv[0] == "eval" else argv, _EVAL_FLAG)
+        rest, protocols = split_include_paths(rest, PROTOCOL_FLAG)
+        if protocols and protocols[-1] not in PROTOCOLS:
+            print_failures([f"{PROTOCOL_FLAG} {protocols[-1]!r}: use one of "
+                            f"{', '.join(PROTOCOLS)}"])
+            return 1
+        apply_protocol_flag(protocols[-1] if protocols else None)
         try:
             sys.argv = [program, *with_judge_parallelism(rest, dict(os.environ))]
-        except JudgeConfigError as error:
-            print(f"error: {error}", file=sys.stderr)
+            max_rate = max_judge_error_rate()
+            if evads_tasks_requested(rest):
+                judge_protocol()  # the official protocol's script, read before any work
+                from .tasks.utils import preflight
+                preflight()
+        except (JudgeConfigError, BadVideosError) as error:
+            print_failures([failure_message(error)])
             return 1
-        return evaluate(argparse.Namespace(include_path=with_evads(paths)))
+        return evaluate(argparse.Namespace(include_path=with_evads(paths)), max_rate)
     from lmms_eval.cli.dispatch import main as lmms_eval_main
 
     sys.argv = [program, *argv]

@@ -13,7 +13,14 @@
   end are served normally) or a function of the 0-based call index; each fault is None or one
   of ``FAULTS``: "timeout" (hang until the client gives up), "500", "429" (with
   ``Retry-After: retry_after``), "401" (unauthorized), "garbage" (a 200 reply with no Answer
-  line), "bad_json" (a 200 whose body is not JSON).
+  line), "bad_json" (a 200 whose body is not JSON), "trickle" (a 200 whose body arrives one
+  byte every ``trickle_s``), "close" (the connection closed without a reply), "echo" (a 500
+  whose body echoes the request's Authorization header after ``echo_pad`` filler characters,
+  an int or a function of the call index, so a test can put the key at any offset).
+- ``usage``: the reply's ``usage`` as a function of the call index and the reply text
+  (``{"prompt_tokens": ..., "completion_tokens": ...}``; ``total_tokens`` is added), or None
+  for zeros; ``served_model``: the reply's ``model``, a name or a function of the call index
+  (None: the model the request named), so a test can script a re-pointed alias.
 
 ``server.calls`` counts every POST (faulted ones too); ``server.max_in_flight`` is the most
 calls it served at once; ``server.requests`` keeps each JSON body and ``server.auth_headers``
@@ -42,7 +49,7 @@ from evads_tasks.judge.prompts import (
     read_sections,
 )
 
-FAULTS = ("timeout", "500", "429", "401", "garbage", "bad_json")
+FAULTS = ("timeout", "500", "429", "401", "garbage", "bad_json", "trickle", "close", "echo")
 GARBAGE_REPLY = "I think the answer is quite good overall, maybe."
 Policy = Callable[[list[dict[str, Any]]], str]
 FaultPlan = Sequence[str | None] | Callable[[int], str | None]
@@ -90,12 +97,17 @@ class JudgeServer:
 
     def __init__(self, policy: Policy = fake_judge_policy, *, latency_s: float = 0.0,
                  faults: FaultPlan = (), retry_after: str = "0.05",
-                 hang_s: float = 30.0, model: str = "loopback-fake-judge") -> None:
+                 hang_s: float = 30.0, model: str = "loopback-fake-judge",
+                 trickle_s: float = 0.2, echo_pad: int | Callable[[int], int] = 0,
+                 usage: Callable[[int, str], dict[str, int]] | None = None,
+                 served_model: str | Callable[[int], str] | None = None) -> None:
         for fault in faults if not callable(faults) else ():
             if fault is not None and fault not in FAULTS:
                 raise ValueError(f"unknown fault {fault!r}; use one of {FAULTS}")
         self.policy, self.latency_s, self.faults = policy, latency_s, faults
         self.retry_after, self.hang_s, self.model = retry_after, hang_s, model
+        self.trickle_s, self.echo_pad = trickle_s, echo_pad
+        self.usage, self.served_model = usage, served_model
         self.requests: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self._calls = 0
@@ -192,13 +204,44 @@ class JudgeServer:
                 if fault == "bad_json":
                     self._send(200, b"<html>not json</html>", content_type="text/html")
                     return
+                if fault == "close":
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # socket.SHUT_RDWR: no status line at all
+                    return
+                if fault == "echo":
+                    pad = server.echo_pad(index) if callable(server.echo_pad) else server.echo_pad
+                    echoed = f"Authorization: {self.headers.get('Authorization')}"
+                    self._error(500, "x" * pad + echoed + " (request headers echoed)")
+                    return
+                if fault == "trickle":
+                    body = json.dumps({"choices": [{"message": {"content": "Answer: 1.0"}}]})
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    for byte in body.encode():
+                        if server._stopping.wait(server.trickle_s):
+                            break
+                        try:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                        except OSError:  # the client gave up
+                            break
+                    self.close_connection = True
+                    return
                 text = GARBAGE_REPLY if fault == "garbage" else server.policy(messages)
+                usage = (server.usage(index, text) if server.usage is not None else
+                         {"prompt_tokens": 0, "completion_tokens": 0})
+                usage = {**usage, "total_tokens": sum(usage.values())}
+                served = server.served_model
+                served = served(index) if callable(served) else served
                 reply = {
                     "id": f"chatcmpl-loopback-{index}", "object": "chat.completion",
-                    "created": int(time.time()), "model": payload.get("model", server.model),
+                    "created": int(time.time()),
+                    "model": served or payload.get("model", server.model),
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                    "usage": usage,
                 }
                 self._send(200, json.dumps(reply, ensure_ascii=False).encode("utf-8"))
 

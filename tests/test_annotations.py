@@ -90,7 +90,8 @@ def hand_records(split: str) -> list[EvadsRecord]:
             question_id=f"hand01_q{number}", video_id=video_id,
             video_file=f"{video_id}.mp4" if split == "test" else f"../videos/{video_id}.mp4",
             question=question, answer=answer, task=task, task_inferred=split != "test",
-            split=split, clues=f"线索{number}：0s字幕“限时五折”。",
+            # the published SFT split carries no clues
+            split=split, clues="" if split == "sft" else f"线索{number}：0s字幕“限时五折”。",
             metadata=render_metadata("服饰鞋包", 26, HAND_EVENTS), events=HAND_EVENTS,
             category="Apparel & Bags", duration=26,
             reasoning_target=(f"<think>线索{number}</think><answer>{answer}</answer>"
@@ -102,6 +103,7 @@ def as_split(records: list[EvadsRecord], split: str) -> list[EvadsRecord]:
     """Real RL records reshaped to what the given split's loader produces."""
     return [dataclasses.replace(
         r, split=split, task_inferred=split != "test",
+        clues="" if split == "sft" else r.clues,
         video_file=f"{r.video_id}.mp4" if split == "test" else r.video_file,
         reasoning_target=(f"<think>{r.clues}</think><answer>{r.answer}</answer>"
                           if split == "sft" else None)) for r in records]

@@ -59,7 +59,8 @@ def test_sample_dataset_in_both_modes_agrees_with_its_annotations(sample_dir, tm
     summary = json.loads((out / "summary.json").read_text())
     assert summary["videos"] == 8 and set(summary["sources"]) == {"video", "annotations"}
     video, notes = summary["sources"]["video"], summary["sources"]["annotations"]
-    # English voiceover (tiny.en) and the drawn overlays: both sources should agree.
+    # English voiceover (the default Whisper base detects it) and the drawn overlays: both
+    # sources should agree.
     assert video["aden"]["mean"] == pytest.approx(notes["aden"]["mean"], rel=0.25)
     assert video["oden"]["mean"] == pytest.approx(notes["oden"]["mean"], rel=0.25)
     script = json.loads((sample_dir / "script.json").read_text())

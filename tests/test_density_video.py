@@ -136,7 +136,7 @@ def test_bad_files_become_error_rows_and_the_run_goes_on(clips, tmp_path, capsys
     assert "3 of 6 videos failed" in capsys.readouterr().err
     rows = {r["video_id"]: r for r in map(json.loads, (out / "per_video.jsonl").open())}
     assert "0 bytes" in rows["empty"]["error"]
-    assert "cannot open corrupt.mp4" in rows["corrupt"]["error"]
+    assert "corrupt.mp4 cannot be decoded" in rows["corrupt"]["error"]  # by the probe
     assert "no video stream" in rows["audio_only"]["error"]
     assert all(rows[v]["vden"] is None for v in ("empty", "corrupt", "audio_only"))
     assert rows["odd"]["video"]["size"] == [321, 241] and rows["odd"]["vden"] > 20

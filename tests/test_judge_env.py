@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from evads_tasks.judge import (
 
 VARIABLES = ("EVADS_JUDGE", "EVADS_JUDGE_BASE_URL", "EVADS_JUDGE_MODEL", "EVADS_JUDGE_API_KEY",
              "EVADS_JUDGE_CONCURRENCY", "EVADS_JUDGE_TIMEOUT", "EVADS_JUDGE_MAX_ATTEMPTS",
-             "EVADS_CACHE_DIR")
+             "EVADS_CACHE_DIR", "EVADS_JUDGE_FALLBACK", "EVADS_PROTOCOL", "EVADS_OFFICIAL_EVAL")
 
 
 @pytest.fixture(autouse=True)
@@ -80,3 +83,40 @@ def test_bad_settings_name_the_variable(clean_env: pytest.MonkeyPatch, tmp_path:
 def test_default_cache_dir() -> None:
     assert default_cache_dir({}) == Path("~/.cache/evads/judge").expanduser()
     assert default_cache_dir({"EVADS_CACHE_DIR": "/x/y"}) == Path("/x/y")
+
+
+def test_one_decision_for_every_caller(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """EVADS_JUDGE, else a URL, else the fallback (a training config's ``judge: similarity``
+    or $EVADS_JUDGE_FALLBACK): the same order for the tasks, the CLI and MG-GRPO."""
+    from evads_rl.judging import make_judge
+
+    with pytest.raises(JudgeConfigError, match="no judge configured"):
+        make_judge("env", tmp_path)
+    assert isinstance(make_judge("similarity", tmp_path), SimilarityJudge)
+    clean_env.setenv("EVADS_JUDGE_FALLBACK", "similarity")
+    assert isinstance(judge_from_env(tmp_path), SimilarityJudge)
+    clean_env.setenv("EVADS_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
+    clean_env.setenv("EVADS_JUDGE_MODEL", "m")
+    for judge in (judge_from_env(tmp_path), make_judge("similarity", tmp_path)):
+        assert isinstance(judge, HttpJudge)  # a configured URL wins over any fallback
+        judge.close()
+    clean_env.setenv("EVADS_JUDGE", "similarity")  # an explicit kind wins over the URL
+    assert isinstance(make_judge("env", tmp_path), SimilarityJudge)
+    assert isinstance(judge_from_env(tmp_path), SimilarityJudge)
+
+
+def test_the_protocol_is_chosen_beside_the_judge(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("EVADS_PROTOCOL", "paper")
+    clean_env.setenv("EVADS_JUDGE", "similarity")
+    with pytest.raises(JudgeConfigError, match="EVADS_PROTOCOL='paper' is not a protocol"):
+        judge_from_env()
+    which = [sys.executable, "-m", "evads_tasks.judge", "--which"]
+    env = {**os.environ, "EVADS_JUDGE_FALLBACK": "similarity"}
+    env.pop("EVADS_PROTOCOL")
+    env.pop("EVADS_JUDGE")
+    done = subprocess.run(which, env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ("judge: similarity (offline fallback, not the paper's "
+                                   "judge); protocol: evads")
+    refused = subprocess.run([*which, "--protocol", "official"], env=env, capture_output=True,
+                             text=True)
+    assert refused.returncode == 2 and "EVADS_OFFICIAL_EVAL is not set" in refused.stderr

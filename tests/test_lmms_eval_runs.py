@@ -30,7 +30,7 @@ from evads_tasks.judge.api import JudgeConfigError
 from evads_tasks.judge.prompts import SECTION_METADATA, SECTION_QUESTION, read_sections
 from evads_tasks.lmms_eval_cli import failure_message
 from evads_tasks.tasks import INCLUDE_PATH
-from evads_tasks.tasks.utils import OFFICIAL_INSTRUCTION
+from evads_tasks.tasks.utils import EVADS_INSTRUCTION
 from evads_tasks.tiny_model import ensure_tiny_vlm
 
 pytestmark = pytest.mark.slow
@@ -90,7 +90,10 @@ def test_console_script_dummy_model_loopback_judge(sample_dir, tmp_path):
         env = _env(EVADS_ANNOTATIONS=str(sample_dir / "annotations" / "test.parquet"),
                    EVADS_VIDEO_DIR=str(sample_dir / "videos"),
                    EVADS_JUDGE_BASE_URL=server.url, EVADS_JUDGE_MODEL="loopback-fake-judge",
-                   EVADS_JUDGE_MAX_ATTEMPTS="1", EVADS_CACHE_DIR=str(tmp_path / "cache"))
+                   EVADS_JUDGE_MAX_ATTEMPTS="1", EVADS_CACHE_DIR=str(tmp_path / "cache"),
+                   # 6 of 40 judge errors on purpose: above the default 0.02, the run would
+                   # exit 3 (tests/test_faults.py checks that)
+                   EVADS_MAX_JUDGE_ERROR_RATE="0.2")
         results, samples, _ = _run(
             [str(BIN / "lmms_eval"), "--model", "dummy",
              "--model_args", f"response={response},read_bytes=1",
@@ -123,7 +126,7 @@ def test_console_script_dummy_model_loopback_judge(sample_dir, tmp_path):
                 assert record["raw"] is None or GARBAGE_REPLY in record["raw"]
                 assert all("score" not in sample[m] for m in METRICS)  # missing, not 0
             assert sample["input"].startswith("Category: ")
-            assert f"\n\n{OFFICIAL_INSTRUCTION}\n" in sample["input"]
+            assert f"\n\n{EVADS_INSTRUCTION}\n" in sample["input"]
     perfect = next(s for s in samples["evads_bp"]
                    if s["judge_errors"]["question_id"] == hit.question_id)
     assert perfect["judge_errors"]["judge_score"] == 1.0
@@ -144,7 +147,7 @@ def test_console_script_dummy_model_loopback_judge(sample_dir, tmp_path):
     for row, group in (("Perception", "evads_perception"),
                        ("Cognition & Reasoning", "evads_reasoning"), ("Overall", "evads")):
         cells = _row(report, row)
-        for cell, metric in zip(cells[3:], METRICS, strict=True):
+        for cell, metric in zip(cells[3:7], METRICS, strict=True):  # VALID; ALL follow
             assert float(cell) == pytest.approx(scores[group][f"{metric},none"], abs=5e-5)
     assert _row(report, "Overall")[:3] == ["40", "34", "6"]
     judged_r5 = [s["evads_r5"]["score"] for task in TASKS for s in samples[task]
@@ -282,7 +285,7 @@ def test_a_failed_run_exits_1_with_the_cause_last(sample_dir, tmp_path, failure)
     expected = {
         "missing annotations": f"error: file {missing}: file not found",
         "bad prompt": "error: ValueError: EVADS_PROMPT/prompt_format must be one of "
-                      "('official', 'reasoning'), got 'bogus'",
+                      "('answer', 'reasoning'), got 'bogus'",
         "unwritable output": f"error: lmms-eval wrote no *_results.json under {out} "
                              "(see its log above)",
     }[failure]

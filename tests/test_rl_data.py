@@ -57,7 +57,9 @@ def test_dataset_columns_frames_and_prompt(tiny_tree, schema, stage):
     assert "Question: 视频第q1个问题：价格是多少？" in text and "<think>" in text
     assert (row["question"], row["reference"], row["question_id"]) == (
         "视频第q1个问题：价格是多少？", "29.9元", "q1")
-    assert row["clues"] == "第3秒字幕显示29.9元" and "限时特价29.9元" in row["metadata"]
+    # the published SFT split has no clues: the judge is shown none
+    assert row["clues"] == ("" if schema == "sft" else "第3秒字幕显示29.9元")
+    assert "限时特价29.9元" in row["metadata"]
     assert row["accuracy_ratio"] == 1.0 and row["format_ratio"] == 1.0
     if stage == "sft":
         target = row["completion"][0]["content"][0]["text"]

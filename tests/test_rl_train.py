@@ -266,3 +266,32 @@ def test_config_errors_are_clear(monkeypatch):
         load_config("cpu_smoke", ["trainer.lr=1"])
     with pytest.raises(FileNotFoundError, match="cpu_smoke"):
         load_config("no_such_config")
+
+
+def test_grpo_stops_on_a_dead_judge_with_a_checkpoint_and_no_final(
+        sample_dir, tiny_model, tmp_path, monkeypatch, capsys):
+    """The judge refuses every call: GRPO must not train on the format term alone. It stops
+    in step 2 (every request of 2 consecutive reward batches failed), keeps checkpoint-1,
+    writes no final/ and exits 4; each logged step carries the judge error rate."""
+    annotations = sample_dir / "annotations"
+    with JudgeServer(faults=lambda i: "401") as server:
+        for name, value in (("EVADS_JUDGE_BASE_URL", server.url), ("EVADS_JUDGE_MODEL", "m"),
+                            ("EVADS_JUDGE_API_KEY", "sk-SENTINEL-1234"),
+                            ("EVADS_CACHE_DIR", str(tmp_path / "cache"))):
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("EVADS_JUDGE", raising=False)
+        code = main(["grpo", "--output-dir", str(tmp_path), "--model", tiny_model,
+                     "--set", f"data.rl={annotations / 'rl.parquet'}",
+                     "--set", f"data.video_dir={sample_dir / 'videos'}",
+                     "--set", "grpo.max_steps=4"])
+        calls = server.calls
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 4
+    assert "the judge failed on" in err and "of the last 2 reward batch(es) (100%" in err
+    assert "HTTP 401" in err and "sk-SENTINEL" not in err
+    assert f"Training stopped at step 1, checkpoint saved to {tmp_path / 'grpo'}" in err
+    assert (tmp_path / "grpo" / "checkpoint-1" / "trainer_state.json").is_file()
+    assert not (tmp_path / "grpo" / "final").exists()
+    assert 0 < calls <= 16  # two batches of at most 4 completions, answer and trace
+    steps = [e for e in _log(tmp_path / "grpo" / "metrics.jsonl") if "reward" in e]
+    assert [(e["step"], e["judge/error_rate"]) for e in steps] == [(1, 1.0)]

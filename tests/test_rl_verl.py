@@ -56,7 +56,7 @@ def test_rows_as_released_are_looked_up_by_id(rl_rows, judge_env, monkeypatch):
     assert set(row["extra_info"]) == {"id", "video_path"}
     best = verl_reward.compute_score(*args, extra_info=row["extra_info"])
     assert best == {"score": pytest.approx(2.0), "answer_g": 1.0, "trace_g": 1.0,
-                    "format": 1.0, "judge_errors": 0}
+                    "format": 1.0, "judge_errors": 0, "judge_requests": 2}
     wrong = verl_reward.compute_score(row["data_source"], _solution(row, "完全无关的回答"),
                                       row["reward_model"]["ground_truth"], row["extra_info"])
     assert wrong["answer_g"] == 0.0 and wrong["score"] == pytest.approx(1.2)
@@ -258,3 +258,26 @@ def test_verl_data_on_the_released_rl_split(rl_rows, tmp_path):
     assert rows[0]["prompt"] == rl_rows[0]["prompt"]
     assert rows[0]["reward_model"] == rl_rows[0]["reward_model"]
     assert rows[0]["extra_info"]["id"] == rl_rows[0]["extra_info"]["id"]
+
+
+def test_a_dead_judge_gives_no_credit_then_stops_the_run(tmp_path, monkeypatch):
+    from evads_rl.judge_guard import JudgeFailureError
+
+    extra = {"id": "x1", "question": "价格是多少？", "clues": "第3秒显示29.9元",
+             "meta_info": "Time 3s: OCR Text: [29.9元]"}
+    solution = "<think>第3秒显示29.9元</think> <answer>29.9元</answer>"
+    with JudgeServer(faults=lambda i: "500") as server:
+        monkeypatch.setenv("EVADS_JUDGE_BASE_URL", server.url)
+        monkeypatch.setenv("EVADS_JUDGE_MODEL", "loopback-fake-judge")
+        monkeypatch.setenv("EVADS_JUDGE_MAX_ATTEMPTS", "1")
+        monkeypatch.setenv("EVADS_CACHE_DIR", str(tmp_path / "cache"))
+        monkeypatch.delenv("EVADS_JUDGE", raising=False)
+        monkeypatch.setattr(verl_reward, "_scorer", None)
+        first = verl_reward.compute_score("EVAdsBench", solution, "<answer>29.9元</answer>",
+                                          extra)
+        with pytest.raises(JudgeFailureError, match=r"failed on 4 of 4 requests of the last 2"):
+            verl_reward.compute_score("EVAdsBench", solution, "<answer>29.9元</answer>", extra)
+    # no judge-based credit for the failed judgement, and the dict says so
+    assert (first["answer_g"], first["trace_g"], first["format"]) == (0.0, 0.0, 1.0)
+    assert (first["judge_errors"], first["judge_requests"]) == (2, 2)
+    assert first["score"] == pytest.approx(1.0)  # the format term only, and the run stops

@@ -18,7 +18,7 @@ from evads_tasks.annotations import TASK_CODES, TASKS, AnnotationError, EvadsRec
 from evads_tasks.judge import NO_ANSWER
 from evads_tasks.responses import judged_text
 from evads_tasks.tasks import INCLUDE_PATH
-from evads_tasks.tasks.utils import OFFICIAL_INSTRUCTION, process_results
+from evads_tasks.tasks.utils import EVADS_INSTRUCTION, process_results
 
 TASK_NAMES = {f"evads_{code.lower()}": code for code in TASK_CODES}
 GROUPS = {"evads_perception": ["evads_bp", "evads_cm"],
@@ -86,7 +86,8 @@ def test_groups_hold_their_tasks_and_aggregate_by_size(task_manager):
         config = lmms_utils.load_yaml_config(task_manager.task_index[group]["yaml_path"])
         assert config["task"] == members
         aggregated = {m["metric"]: m for m in config["aggregate_metric_list"]}
-        assert set(aggregated) == {"evads_r5", "evads_r3", "evads_r2", "evads_g", "judge_errors"}
+        assert set(aggregated) >= {"evads_r5", "evads_r3", "evads_r2", "evads_g", "judge_errors",
+                                   "evads_run"}
         assert all(aggregated[m]["weight_by_size"] for m in ("evads_r5", "evads_r2", "evads_g"))
 
 
@@ -108,11 +109,11 @@ def test_each_task_sees_only_its_questions_with_resolved_videos(task_manager, be
         assert task.doc_to_visual(docs[0]) == [str(benchmark / "videos" / "101.mp4")]
 
 
-def test_official_prompt_and_reasoning_prompt(task_manager, benchmark, monkeypatch):
+def test_answer_prompt_and_reasoning_prompt(task_manager, benchmark, monkeypatch):
     task = _build(task_manager, "evads_ci")
     doc = next(iter(task.test_docs()))
     assert task.doc_to_text(doc) == (
-        f"{METADATA}\n\n{OFFICIAL_INSTRUCTION}\nConsumer Insight question about video 101?")
+        f"{METADATA}\n\n{EVADS_INSTRUCTION}\nConsumer Insight question about video 101?")
     assert task.config.generation_kwargs["max_new_tokens"] == 1524
     monkeypatch.setenv("EVADS_PROMPT", "reasoning")
     reasoning = task.doc_to_text(doc)

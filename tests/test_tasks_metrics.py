@@ -15,12 +15,14 @@ import pytest
 from evads_tasks.metrics import (
     JUDGE_METRIC,
     METRICS,
+    all_mean,
     count_judge_errors,
     judged_mean,
     sample_metrics,
     total_over_tasks,
 )
 from evads_tasks.run_report import ScoredSample, format_report, model_description, summarize
+from evads_tasks.scored_runs import model_info
 from evads_tasks.tiny_model import NOTICE_FILE
 
 IDS = {"question_id": "q1", "video_id": "v1", "task": "BP", "category": "Personal Care"}
@@ -40,11 +42,15 @@ def test_one_judge_score_gives_every_metric_with_ids():
 
 
 def test_judge_errors_are_counted_and_left_out_of_the_means():
-    items = {name: [] for name in (*METRICS, JUDGE_METRIC)}
+    items: dict[str, list] = {}
     for score, record in ((1.0, JUDGE), (None, FAILED), (0.25, JUDGE), (None, FAILED)):
         for name, value in sample_metrics(score, record, IDS).items():
-            items[name].append(value)
+            items.setdefault(name, []).append(value)
     assert judged_mean(items["evads_r5"]) == pytest.approx((1.0 + 0.25) / 2)  # not / 4
+    # ALL beside VALID: a failed judgement counts 0 there, flagged in the sample
+    assert all_mean(items["evads_r5_all"]) == pytest.approx((1.0 + 0.25) / 4)
+    assert all_mean(items["evads_r2_all"]) == pytest.approx(1 / 4)
+    assert [v["judge_failed"] for v in items["evads_r5_all"]] == [False, True, False, True]
     assert judged_mean(items["evads_r3"]) == pytest.approx(0.5)
     assert judged_mean(items["evads_r2"]) == pytest.approx(0.5)
     assert count_judge_errors(items[JUDGE_METRIC]) == 2
@@ -89,8 +95,8 @@ def test_report_rows_per_task_dimension_overall_and_category():
     assert math.isnan(overall["evads_r5"])
     assert summary["categories"]["Others"]["evads_r5"] == pytest.approx(0.5)
 
-    text = format_report({"config": {"model": "dummy", "model_args": "response=x", "limit": 2}},
-                         summary, [samples[0].judge], source="r.json")
+    text = format_report(_info({"model": "dummy", "model_args": "response=x", "limit": 2},
+                               [samples[0].judge]), summary)
     assert "| Others | 2 | 1 | 1 | 0.5000 |" in text
     assert "| RC Regulatory Compliance | 1 | 0 | 1 | n/a |" in text
     assert "not the paper's LLM judge" in text
@@ -99,17 +105,25 @@ def test_report_rows_per_task_dimension_overall_and_category():
     assert "size-weighted mean of the task rows" in text
 
 
+def _info(config: dict, judges: list[str]) -> dict:
+    """A run's info as scored_runs.load_run builds it from the results JSON's config."""
+    model, random_model = model_info(config)
+    return {"source": "r.json", "kind": "lmms-eval run", "model": model,
+            "random_model": random_model, "protocol": "evads", "judges": judges,
+            "limit": config.get("limit")}
+
+
 @pytest.mark.parametrize(("limit", "words"), [
     (2.0, "- limit: 2 questions per task (a partial run"),  # lmms-eval stores --limit 2 as 2.0
     (0.25, "- limit: 25% of the questions per task (a partial run"),  # a fraction below 1
 ])
 def test_the_limit_reads_as_lmms_eval_applies_it(limit, words):
     summary = summarize([_sample("BP", "Others", 1.0)])
-    text = format_report({"config": {"model": "dummy", "model_args": "", "limit": limit}},
-                         summary, ["test-judge"], source="r.json")
+    text = format_report(_info({"model": "dummy", "model_args": "", "limit": limit},
+                               ["test-judge"]), summary)
     assert any(line.startswith(words) for line in text.splitlines()), text
-    full = format_report({"config": {"model": "dummy", "model_args": "", "limit": None}},
-                         summary, ["test-judge"], source="r.json")
+    full = format_report(_info({"model": "dummy", "model_args": "", "limit": None},
+                               ["test-judge"]), summary)
     assert "limit" not in full
 
 

@@ -15,6 +15,7 @@ from .record import EvadsRecord
 from .schemas import (
     detect_schema,
     parse_normalized_row,
+    parse_sft_row,
     parse_test_row,
     parse_train_row,
     to_normalized_row,
@@ -89,7 +90,8 @@ def parse_rows(rows: list[Mapping], source: str = "<rows>") -> list[EvadsRecord]
     def located(exc: AnnotationError, number: int) -> AnnotationError:
         return AnnotationError(exc.message, file=source, row=number, field=exc.field)
 
-    if schema == "train":
+    inferred = schema in ("train", "sft")  # training rows carry no task label
+    if inferred:
         questions, by_video = [], defaultdict(list)
         for number, row in enumerate(rows):
             try:
@@ -107,6 +109,8 @@ def parse_rows(rows: list[Mapping], source: str = "<rows>") -> list[EvadsRecord]
         try:
             if schema == "train":
                 records.append(parse_train_row(row, tasks[number]))
+            elif schema == "sft":
+                records.append(parse_sft_row(row, tasks[number]))
             elif schema == "test":
                 records.append(parse_test_row(row))
             else:

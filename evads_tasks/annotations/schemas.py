@@ -25,32 +25,58 @@ RL_INSTRUCTION = (
     "<think>your_thinking</think> <answer>your_answer_within_50_words</answer>"
 )
 _QUESTION = re.compile(r"Question:\s*(.+)")
+# A question line; the last one wins, so that on-screen text quoting "Question:" inside the
+# metadata is never taken for it.
+_QUESTION_LINE = re.compile(r"(?m)^[ \t]*Question:\s*(.+)")
+VIDEO_MARKER = "<video>"
 
 TEST_COLUMNS = ("question", "answer", "ques_categories", "goods_category", "asr_input",
                 "video_id", "ques_id", "evidence", "asr_ocr_meta")
 TRAIN_COLUMNS = ("data_source", "videos", "prompt", "ability", "reward_model", "extra_info")
+# The published SFT split: the whole <think>..</think>\n<answer>..</answer> target in a
+# top-level ``answer`` column, no ``reward_model`` (so no clues and no separate reference).
+SFT_COLUMNS = ("data_source", "videos", "prompt", "ability", "answer", "extra_info")
 NORMALIZED_COLUMNS = ("question_id", "video_id", "video_file", "question", "answer", "task",
                       "task_inferred", "split")
+# The columns each schema cannot do without, in the order they are tried.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "normalized": NORMALIZED_COLUMNS,
+    "train": ("prompt", "reward_model", "extra_info"),
+    "sft": ("prompt", "answer", "extra_info"),
+    "test": ("question", "answer", "ques_categories", "video_id", "ques_id"),
+}
+_SCHEMA_NAMES = {"normalized": "a normalized row (evads JSONL)",
+                 "train": "an RL row (verl-style)", "sft": "an SFT row (published split)",
+                 "test": "a test row (flat columns)"}
 
 
 def detect_schema(columns: set[str]) -> str:
-    """Name the schema a set of columns belongs to: ``normalized``, ``test`` or ``train``."""
+    """Name the schema a set of columns belongs to: ``normalized``, ``train`` (RL rows, and
+    SFT rows written with a ``reward_model``), ``sft`` (the published SFT split) or
+    ``test``; AnnotationError naming what each schema still misses, closest first."""
     if set(NORMALIZED_COLUMNS) <= columns:
         return "normalized"
     if {"reward_model", "prompt"} <= columns:
         return "train"
+    if {"prompt", "answer"} <= columns:
+        return "sft"
     if {"question", "answer"} <= columns:
         return "test"
+    missing = {name: [c for c in need if c not in columns]
+               for name, need in REQUIRED_COLUMNS.items()}
+    closest = sorted(missing, key=lambda name: len(missing[name]) / len(REQUIRED_COLUMNS[name]))
     raise AnnotationError(
-        f"columns {sorted(columns)} match no E-VAds schema (test needs question/answer/"
-        f"ques_categories..., RL/SFT need prompt/reward_model...)")
+        f"columns {sorted(columns)} match no E-VAds schema: "
+        + "; ".join(f"{_SCHEMA_NAMES[name]} also needs {', '.join(missing[name])}"
+                    for name in closest))
 
 
 def _need(row: Mapping, name: str, kind: type | tuple[type, ...] = str, *, optional=False):
     if name not in row or row[name] is None:
         if optional:
             return None
-        raise AnnotationError("missing column", field=name)
+        raise AnnotationError("missing column" if name not in row else
+                              "null value (the column is there, this row has none)", field=name)
     value = row[name]
     if not isinstance(value, kind):
         raise AnnotationError(
@@ -70,16 +96,17 @@ def _metadata(text: str, field: str) -> Metadata:
 def parse_test_row(row: Mapping) -> EvadsRecord:
     label = row.get("ques_categories")
     if label is None:
-        raise AnnotationError("missing column (the task label)", field="ques_categories")
+        raise AnnotationError(("missing column" if "ques_categories" not in row else "null value")
+                              + " (the task label)", field="ques_categories")
     try:
         task = task_code(label)
     except KeyError as exc:
         raise AnnotationError(exc.args[0], field="ques_categories") from None
     video_id = str(_need(row, "video_id", (str, int)))
+    # The model reads asr_input, the judge asr_ocr_meta (each stands in for the other when
+    # a file lacks it); model_text stays empty when the two are the same text.
     model_text = _need(row, "asr_input", optional=True) or ""
-    meta_raw = row.get("asr_ocr_meta")
-    if meta_raw is not None and not isinstance(meta_raw, str):
-        raise AnnotationError(f"expected str, got {type(meta_raw).__name__}", field="asr_ocr_meta")
+    meta_raw = _need(row, "asr_ocr_meta", optional=True) or ""
     meta = _metadata(meta_raw or model_text, "asr_ocr_meta" if meta_raw else "asr_input")
     evidence = row.get("evidence") or ""
     if not isinstance(evidence, str):
@@ -94,21 +121,23 @@ def parse_test_row(row: Mapping) -> EvadsRecord:
         task_inferred=False,
         split="test",
         clues=evidence,
-        metadata=model_text or meta_raw or "",
+        metadata=meta_raw or model_text,
         events=meta.events,
         category=_need(row, "goods_category", optional=True) or meta.category,
         duration=meta.duration,
+        model_text=model_text if meta_raw and model_text != meta_raw else "",
     )
 
 
 def to_test_row(record: EvadsRecord) -> dict:
-    meta = render_metadata(chinese_category(record.category), record.duration, record.events)
+    meta = record.metadata or render_metadata(chinese_category(record.category),
+                                              record.duration, record.events)
     return {
         "question": record.question,
         "answer": record.answer,
         "ques_categories": record.task,
         "goods_category": chinese_category(record.category),
-        "asr_input": record.metadata or meta,
+        "asr_input": record.model_text or meta,
         "video_id": record.video_id,
         "ques_id": record.question_id,
         "evidence": record.clues,
@@ -123,14 +152,75 @@ def train_question(row: Mapping) -> str:
     prompt = _need(row, "prompt", (list, tuple))
     if not prompt or not isinstance(prompt[-1], Mapping) or "content" not in prompt[-1]:
         raise AnnotationError("expected a list of chat messages with 'content'", field="prompt")
-    question_match = _QUESTION.search(prompt[-1]["content"])
+    question_match = _question_match(prompt[-1]["content"])
     if not question_match:
         raise AnnotationError("no 'Question:' line in the prompt text", field="prompt")
     return question_match.group(1).strip()
 
 
+def _question_match(content: str) -> re.Match | None:
+    lines = list(_QUESTION_LINE.finditer(content))
+    return lines[-1] if lines else _QUESTION.search(content)
+
+
+def prompt_metadata(content: str) -> str:
+    """The text of an RL/SFT prompt before its question, without the ``<video>`` marker:
+    the SFT split's full time-aligned metadata (the RL split's voiceover)."""
+    match = _question_match(content)
+    head = content[:match.start()] if match else content
+    return head.replace(VIDEO_MARKER, "", 1).strip()
+
+
+def _video_path(row: Mapping, extra: Mapping) -> str:
+    video_path = extra.get("video_path") or _need(row, "videos", (str, list, tuple))
+    if isinstance(video_path, (list, tuple)):
+        if not video_path:
+            raise AnnotationError("empty list of videos", field="videos")
+        video_path = video_path[0]
+    if not isinstance(video_path, str) or not video_path.strip():
+        raise AnnotationError(f"expected a video path, got {video_path!r}", field="videos")
+    return video_path
+
+
+def parse_sft_row(row: Mapping, task: str) -> EvadsRecord:
+    """A row of the published SFT split, whose task was inferred.
+
+    Its ``answer`` column holds the whole target ``<think>..</think>\n<answer>..</answer>``:
+    the reasoning target is all of it, the reference answer its ``<answer>`` part. The
+    metadata is the prompt's own (category, duration, time-aligned events); there are no
+    clues, so the judge is shown none (never invented ones).
+    """
+    question = train_question(row)
+    content = row["prompt"][-1]["content"]
+    target = _need(row, "answer")
+    extra = _need(row, "extra_info", Mapping)
+    if "id" not in extra:
+        raise AnnotationError("missing question id", field="extra_info.id")
+    video_path = _video_path(row, extra)
+    meta_text = prompt_metadata(content)
+    meta = _metadata(meta_text, "prompt")
+    return EvadsRecord(
+        question_id=str(extra["id"]),
+        video_id=video_file_name(video_path).rsplit(".", 1)[0],
+        video_file=video_path,
+        question=question,
+        answer=answer_part(target)[0] or "",
+        task=task,
+        task_inferred=True,
+        split="sft",
+        clues="",
+        metadata=meta_text,
+        events=meta.events,
+        category=meta.category,
+        duration=meta.duration,
+        reasoning_target=target,
+        extra={"data_source": row.get("data_source", "EVAdsBench")},
+    )
+
+
 def parse_train_row(row: Mapping, task: str) -> EvadsRecord:
-    """An RL or SFT row whose task was inferred; SFT when the target has a ``<think>`` trace."""
+    """An RL row whose task was inferred (also an SFT row written with a ``reward_model`` by
+    evads before it wrote the published SFT form: SFT when the target has a ``<think>``)."""
     question = train_question(row)
     content = row["prompt"][-1]["content"]
     reward = _need(row, "reward_model", Mapping)
@@ -139,13 +229,7 @@ def parse_train_row(row: Mapping, task: str) -> EvadsRecord:
         raise AnnotationError("missing or non-text answer", field="reward_model.answer")
     verifier = _verifier(reward.get("verifier"))
     extra = _need(row, "extra_info", Mapping)
-    video_path = extra.get("video_path") or _need(row, "videos", (str, list, tuple))
-    if isinstance(video_path, (list, tuple)):
-        if not video_path:
-            raise AnnotationError("empty list of videos", field="videos")
-        video_path = video_path[0]
-    if not isinstance(video_path, str) or not video_path.strip():
-        raise AnnotationError(f"expected a video path, got {video_path!r}", field="videos")
+    video_path = _video_path(row, extra)
     meta_text = verifier.get("meta_info") or ""
     meta = _metadata(meta_text or content, "reward_model.verifier.meta_info")
     is_sft = "<think>" in answer
@@ -199,12 +283,12 @@ def rl_prompt(record: EvadsRecord) -> str:
     """The RL prompt: speech-only events, the question and the think/answer instruction."""
     speech = tuple(Event(e.start, e.end, (), e.asr) for e in record.events if e.asr is not None)
     body = render_metadata(None, record.duration, speech, speech_label="Audio Speech")
-    return "<video>" + reasoning_prompt(f"Voiceover: {body}", record.question)
+    return VIDEO_MARKER + reasoning_prompt(f"Voiceover: {body}", record.question)
 
 
 def sft_prompt(record: EvadsRecord) -> str:
     """The SFT prompt: the full metadata (category, duration, per-second lines) and question."""
-    return "<video>" + reasoning_prompt(record.metadata_text(), record.question)
+    return VIDEO_MARKER + reasoning_prompt(record.metadata_text(), record.question)
 
 
 def sft_target(record: EvadsRecord) -> str:
@@ -214,29 +298,36 @@ def sft_target(record: EvadsRecord) -> str:
         f"<think>{record.clues}</think><answer>{record.answer}</answer>")
 
 
-def to_train_row(record: EvadsRecord, split: str = "rl") -> dict:
-    if split not in ("rl", "sft"):
-        raise ValueError(f"split must be 'rl' or 'sft', got {split!r}")
+def rl_reward_model(record: EvadsRecord) -> dict:
+    """The RL split's ``reward_model`` of a record (what verl's reward reads)."""
     meta = record.metadata or render_metadata(
         chinese_category(record.category), record.duration, record.events)
-    if split == "sft":
-        target, prompt = sft_target(record), sft_prompt(record)
-    else:
-        target, prompt = record.answer, rl_prompt(record)
     return {
+        "accuracy_ratio": record.extra.get("accuracy_ratio", 1),
+        "answer": record.answer,
+        "format_ratio": record.extra.get("format_ratio", 1),
+        "ground_truth": f"<answer>{record.answer}</answer>",
+        "verifier": [{"clues": record.clues, "meta_info": meta}],
+    }
+
+
+def to_train_row(record: EvadsRecord, split: str = "rl") -> dict:
+    """An RL row, or an SFT row in the published SFT columns (``SFT_COLUMNS``)."""
+    if split not in ("rl", "sft"):
+        raise ValueError(f"split must be 'rl' or 'sft', got {split!r}")
+    row = {
         "data_source": record.extra.get("data_source", "EVAdsBench"),
         "videos": record.video_file,
-        "prompt": [{"content": prompt, "role": "user"}],
+        "prompt": [{"content": sft_prompt(record) if split == "sft" else rl_prompt(record),
+                    "role": "user"}],
         "ability": "QA",
-        "reward_model": {
-            "accuracy_ratio": record.extra.get("accuracy_ratio", 1),
-            "answer": target,
-            "format_ratio": record.extra.get("format_ratio", 1),
-            "ground_truth": f"<answer>{record.answer}</answer>",
-            "verifier": [{"clues": record.clues, "meta_info": meta}],
-        },
-        "extra_info": {"id": record.question_id, "video_path": record.video_file},
     }
+    if split == "sft":
+        row["answer"] = sft_target(record)
+    else:
+        row["reward_model"] = rl_reward_model(record)
+    row["extra_info"] = {"id": record.question_id, "video_path": record.video_file}
+    return row
 
 
 # ---- normalized (our JSONL) -------------------------------------------------------
@@ -259,6 +350,7 @@ def to_normalized_row(record: EvadsRecord) -> dict:
         "category": record.category,
         "duration": record.duration,
         "reasoning_target": record.reasoning_target,
+        "model_text": record.model_text,
         "extra": record.extra,
     }
 
@@ -305,5 +397,6 @@ def parse_normalized_row(row: Mapping) -> EvadsRecord:
         category=row.get("category"),
         duration=None if duration is None else float(duration),
         reasoning_target=row.get("reasoning_target"),
+        model_text=row.get("model_text") or "",
         extra=dict(extra),
     )

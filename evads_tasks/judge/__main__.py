@@ -2,7 +2,10 @@
 
 Each input line holds the ``JudgeRequest`` fields (question, metadata, clues, reference,
 answer, optional rubric). Verdicts go to the on-disk cache as they arrive, so an interrupted
-run, started again, only pays for what is missing.
+run, started again, only pays for what is missing. Exit status: 0; 2 for bad input or
+settings; 3 (after writing the verdicts) when the judge failed on more than
+$EVADS_MAX_JUDGE_ERROR_RATE (default 0.02) of the judged answers, the count and the first
+error on the last line.
 """
 
 from __future__ import annotations
@@ -13,8 +16,15 @@ import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from .api import JudgeConfigError, JudgeRequest
-from .config import HOW_TO_CONFIGURE, judge_from_env
+from .api import Judge, JudgeConfigError, JudgeRequest
+from .config import (
+    HOW_TO_CONFIGURE,
+    add_protocol_flag,
+    apply_protocol_flag,
+    judge_from_env,
+    judge_protocol,
+)
+from .error_rate import EXIT_JUDGE_ERRORS, JudgeErrorTally, max_judge_error_rate
 
 _FIELDS = {f.name for f in fields(JudgeRequest)}
 
@@ -44,14 +54,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evads_tasks.judge", description=__doc__,
                                      epilog=HOW_TO_CONFIGURE,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=Path, required=True, help="input JSONL")
-    parser.add_argument("--out", type=Path, required=True, help="output JSONL, one result a "
-                        "line in input order")
+    parser.add_argument("--requests", type=Path, help="input JSONL")
+    parser.add_argument("--out", type=Path, help="output JSONL, one result a line in input "
+                        "order")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="judge cache (default: $EVADS_CACHE_DIR or ~/.cache/evads/judge)")
+    add_protocol_flag(parser)
+    parser.add_argument("--which", action="store_true",
+                        help="print the judge and protocol the settings select, then exit")
     args = parser.parse_args(argv)
+    apply_protocol_flag(args.protocol)
+    if args.which:
+        return _which(args.cache_dir)
+    if args.requests is None or args.out is None:
+        parser.error("--requests and --out are required (or --which)")
     try:
         requests = read_requests(args.requests)
+        max_rate = max_judge_error_rate()
         judge = judge_from_env(args.cache_dir)
     except (ValueError, JudgeConfigError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -61,10 +80,36 @@ def main(argv: list[str] | None = None) -> int:
     with args.out.open("w", encoding="utf-8") as handle:
         for result in results:
             handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
-    failed = sum(result.score is None for result in results)
-    print(f"{judge.name}: {len(results) - failed} judged, {failed} failed, "
+    tally = JudgeErrorTally()
+    for request, result in zip(requests, results, strict=True):
+        tally.add(result, judged=bool(request.answer.strip()))
+    print(f"{judge.name}: {len(results) - tally.errors} judged, {tally.errors} failed, "
           f"{sum(r.cached for r in results)} from cache -> {args.out}", file=sys.stderr)
-    return 1 if failed else 0
+    if (failure := tally.failure(max_rate)) is not None:
+        print(f"error: {failure}", file=sys.stderr)
+        return EXIT_JUDGE_ERRORS
+    return 0
+
+
+def describe(judge: Judge) -> str:
+    """One line: the judge, the protocol, and the official script's sha256 when used."""
+    protocol = judge_protocol()
+    script = protocol.script
+    return (f"judge: {judge.name}; protocol: {protocol.name}"
+            + (f" (authors' script {script.path}, sha256 {script.sha256})" if script else ""))
+
+
+def _which(cache_dir: Path | None) -> int:
+    try:
+        judge = judge_from_env(cache_dir)
+    except JudgeConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(describe(judge))
+    close = getattr(judge, "close", None)
+    if close is not None:
+        close()
+    return 0
 
 
 if __name__ == "__main__":

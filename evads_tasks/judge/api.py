@@ -37,13 +37,23 @@ class JudgeRequest:
 
 @dataclass(frozen=True)
 class JudgeResult:
-    """One verdict. ``score`` is None exactly when the judge failed; ``error`` then says why."""
+    """One verdict. ``score`` is None exactly when the judge failed; ``error`` then says why.
+
+    Accounting (:mod:`evads_tasks.judge_accounting`), from an LLM judge only: the token
+    usage of the replies behind the verdict (summed over its tries; a cached verdict keeps
+    the usage it was paid with), the model name the server reported and the HTTP calls made
+    for it now (0 for a cache hit). None where the server or judge gives none.
+    """
 
     score: float | None
     raw: str | None
     error: str | None
     cached: bool
     judge: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    served_model: str | None = None
+    calls: int = 0
 
 
 # An empty answer (or trace) is rubric level 0, "does not answer": every judge scores it 0
@@ -59,6 +69,11 @@ def no_answer_result(judge: str) -> JudgeResult:
 @runtime_checkable
 class Judge(Protocol):
     name: str
+
+    def settings(self) -> dict:
+        """How this judge judges, as results record it: at least ``judge`` (its name) and
+        ``protocol`` (``{"name": ...}``), plus model and call parameters where it has them."""
+        ...
 
     def judge(self, request: JudgeRequest) -> JudgeResult:
         """Thread-safe: lmms-eval calls process_results from several threads. An empty

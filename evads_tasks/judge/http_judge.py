@@ -1,98 +1,53 @@
 """The LLM judge over an OpenAI-compatible chat-completions endpoint (vLLM, DashScope, OpenAI).
 
-Why it looks like this: a benchmark run sends tens of thousands of judge calls from several
-threads, so calls are bounded by one semaphore, retried with exponential backoff and jitter
-on timeouts, connection errors, 429 (honouring Retry-After) and 5xx, asked once more after
-an unparseable reply (a separate, smaller budget: at temperature 0 the judge mostly repeats
-itself), and cached on disk so that no verdict is paid for twice. After its budget a call
-yields ``score=None`` with the reason: a failed judge is never a silent 0. An empty answer
-scores 0 by rule without a call (``api.NO_ANSWER``).
+Why it looks like this: the transport (semaphore, per-call deadline, retries with backoff and
+Retry-After, redaction) is :class:`evads_tasks.chat_client.ChatClient`, shared with the Q&A
+generator. On top of it the judge asks once more after an unparseable reply (a separate,
+smaller budget: at temperature 0 the judge mostly repeats itself), shares one retry budget
+between those tries, and caches parsed verdicts on disk so that no verdict is paid for
+twice. After its budget a call yields ``score=None`` with the reason: a failed judge is never
+a silent 0. An empty answer scores 0 by rule without a call (``api.NO_ANSWER``).
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import random
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from tqdm import tqdm
 
+from ..chat_client import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RETRY_BUDGET_S,
+    DEFAULT_TIMEOUT_S,
+    ChatClient,
+    ChatError,
+    backoff_delay,
+    retry_after_seconds,
+)
+from ..judge_accounting import ServedModels
+from ..redaction import REDACTED
 from .api import JudgeRequest, JudgeResult, no_answer_result
 from .cache import JudgeCache, cache_key
-from .parsing import UnparseableReply, parse_score
-from .prompts import build_messages
+from .parsing import UnparseableReply
+from .protocols import EVADS_PROTOCOL, JudgeProtocol
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 16
-DEFAULT_MAX_ATTEMPTS = 6
 # At temperature 0 a judge tends to repeat an unparseable reply: one more try, not six.
 DEFAULT_UNPARSEABLE_ATTEMPTS = 2
-DEFAULT_TIMEOUT_S = 120.0
-REDACTED = "***"
-
-
-class _Retryable(Exception):
-    """One failed attempt worth retrying; ``delay`` is the server's Retry-After, if any."""
-
-    def __init__(self, reason: str, raw: str | None = None, delay: float | None = None):
-        super().__init__(reason)
-        self.raw, self.delay = raw, delay
-
-
-class _Fatal(Exception):
-    """A failure that retrying cannot fix (bad key, wrong URL or model)."""
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), else None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Exponential backoff with equal jitter: half of min(cap, base*2^(attempt-1)) plus
-    a uniform draw over the other half, so that concurrent retries spread out."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def _public_url(base_url: str) -> str:
-    """The base URL as scheme://host[:port]/path: no user:password, query or default port.
-
-    Fit for names and logs, and the judge's identity in cache keys: two servers on
-    different ports or paths may serve different models under one name.
-    """
-    parts = urlsplit(base_url)
-    scheme = parts.scheme.lower()
-    netloc = parts.hostname or ""
-    if parts.port and parts.port != _DEFAULT_PORTS.get(scheme):
-        netloc += f":{parts.port}"
-    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_MAX_ATTEMPTS", "DEFAULT_RETRY_BUDGET_S",
+           "DEFAULT_TIMEOUT_S", "DEFAULT_UNPARSEABLE_ATTEMPTS", "HttpJudge", "backoff_delay",
+           "retry_after_seconds"]
 
 
 class HttpJudge:
-    """Judge through ``POST {base_url}/chat/completions`` at temperature 0."""
+    """Judge through ``POST {base_url}/chat/completions``, asking and reading as ``protocol``
+    says (messages, call parameters, parse rule; see :mod:`.protocols`)."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, *,
                  cache_dir: str | Path | None = None, concurrency: int = DEFAULT_CONCURRENCY,
@@ -100,37 +55,30 @@ class HttpJudge:
                  unparseable_attempts: int = DEFAULT_UNPARSEABLE_ATTEMPTS,
                  timeout_s: float = DEFAULT_TIMEOUT_S,
                  backoff_base_s: float = 1.0, backoff_max_s: float = 60.0,
-                 retry_after_max_s: float = 300.0, progress: bool = True) -> None:
-        base_url = base_url.strip().rstrip("/")
-        base_url = base_url.removesuffix("/chat/completions")
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"judge base URL must be http(s)://host[:port]/path, "
-                             f"got {_public_url(base_url)!r}")
-        if not model.strip():
-            raise ValueError("judge model name is empty")
-        if min(concurrency, max_attempts, unparseable_attempts) < 1:
-            raise ValueError("concurrency, max_attempts and unparseable_attempts must be >= 1")
-        self.base_url, self.model = base_url, model.strip()
-        self.endpoint = _public_url(base_url)
-        self.name = f"{self.model} @ {self.endpoint}"
+                 retry_after_max_s: float = 300.0, progress: bool = True,
+                 retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
+                 retry_delay_s: float | None = None,
+                 protocol: JudgeProtocol = EVADS_PROTOCOL) -> None:
+        if unparseable_attempts < 1:
+            raise ValueError("unparseable_attempts must be >= 1")
+        self._client = ChatClient(
+            base_url, model, api_key, concurrency=concurrency, timeout_s=timeout_s,
+            max_attempts=max_attempts, retry_budget_s=retry_budget_s,
+            retry_delay_s=retry_delay_s, backoff_base_s=backoff_base_s,
+            backoff_max_s=backoff_max_s, retry_after_max_s=retry_after_max_s)
+        self.base_url, self.model = self._client.base_url, self._client.model
+        self.endpoint, self.name = self._client.endpoint, self._client.name
         self.concurrency, self.max_attempts = concurrency, max_attempts
-        self.unparseable_attempts = unparseable_attempts
-        self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
-        self.retry_after_max_s, self.progress = retry_after_max_s, progress
-        self._api_key = api_key or None
-        self._semaphore = threading.BoundedSemaphore(concurrency)
-        self._rng = random.Random()
-        self._rng_lock = threading.Lock()
+        self.unparseable_attempts, self.retry_budget_s = unparseable_attempts, retry_budget_s
+        self.progress = progress
+        self.protocol, self.timeout_s, self.retry_delay_s = protocol, timeout_s, retry_delay_s
+        # Sent with every call, verbatim into the JSON body.
+        self.call_params: dict[str, object] = dict(protocol.call_params)
         self.cache = JudgeCache(cache_dir) if cache_dir is not None else None
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        self._client = httpx.Client(
-            headers=headers, timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(max_connections=concurrency,
-                                max_keepalive_connections=concurrency))
+        self.served_models = ServedModels(self.name)
 
     def __repr__(self) -> str:
-        key = REDACTED if self._api_key else None
+        key = REDACTED if self._client._api_key else None
         return f"HttpJudge(name={self.name!r}, api_key={key!r}, concurrency={self.concurrency})"
 
     def __enter__(self) -> HttpJudge:
@@ -144,96 +92,73 @@ class HttpJudge:
         if self.cache is not None:
             self.cache.close()
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, REDACTED) if self._api_key else text
-
     def _result(self, score: float | None, raw: str | None, error: str | None,
-                cached: bool = False) -> JudgeResult:
-        return JudgeResult(score=score, raw=None if raw is None else self._redact(raw),
-                           error=None if error is None else self._redact(error),
-                           cached=cached, judge=self.name)
+                cached: bool = False, **usage: int | str | None) -> JudgeResult:
+        """``usage``: JudgeResult's accounting fields (tokens, served model, calls)."""
+        redact = self._client.redact
+        return JudgeResult(score=score, raw=None if raw is None else redact(raw),
+                           error=None if error is None else redact(error),
+                           cached=cached, judge=self.name, **usage)
+
+    def settings(self) -> dict:
+        """The judge as results record it: model, endpoint, protocol, call parameters, tries."""
+        return {"judge": self.name, "model": self.model, "endpoint": self.endpoint,
+                "protocol": {"name": self.protocol.name}, "call_params": dict(self.call_params),
+                "timeout_s": self.timeout_s, "max_attempts": self.max_attempts,
+                "unparseable_attempts": self.unparseable_attempts,
+                "retry_delay_s": self.retry_delay_s}
+
+    def request_key(self, request: JudgeRequest) -> str:
+        """The cache key of a request: what a dry run looks up to count the calls left."""
+        return cache_key(self.model, self.endpoint, self.protocol.messages(request),
+                         self.protocol.cache_params())
 
     def judge(self, request: JudgeRequest) -> JudgeResult:
-        if not request.answer.strip():
+        if self.protocol.empty_by_rule and not request.answer.strip():
             return no_answer_result(self.name)
-        messages = build_messages(request)
-        key = cache_key(self.model, self.endpoint, messages)
-        if self.cache is not None and (hit := self.cache.get(key)) is not None:
-            return self._result(hit[0], hit[1], None, cached=True)
+        messages = self.protocol.messages(request)
+        key = self.request_key(request)
+        if self.cache is not None and (hit := self.cache.get_verdict(key)) is not None:
+            return self._result(hit.score, hit.raw, None, cached=True,
+                                prompt_tokens=hit.prompt_tokens,
+                                completion_tokens=hit.completion_tokens,
+                                served_model=hit.served_model)
+        budget_deadline = time.monotonic() + self.retry_budget_s
         last_raw: str | None = None
-        reason = "no attempt made"
-        attempts = failed_calls = unparseable = 0
+        attempts = unparseable = 0
+        usage: dict = {"prompt_tokens": None, "completion_tokens": None, "served_model": None}
         while True:
-            attempts += 1
             try:
-                with self._semaphore:
-                    raw = self._post(messages)
-            except _Fatal as error:
-                reason = str(error)
+                reply = self._client.complete_until(budget_deadline, messages,
+                                                    **self.call_params)
+            except ChatError as error:
+                attempts += error.attempts
+                reason = error.reason
+                if error.status in (401, 403):
+                    reason += "; the key comes from EVADS_JUDGE_API_KEY"
                 break
-            except _Retryable as error:
-                reason = str(error)
-                failed_calls += 1
-                if failed_calls >= self.max_attempts:
-                    break
-                delay = self._delay(failed_calls, error.delay)
-                logger.info("judge call %d/%d failed (%s); retrying in %.2fs", failed_calls,
-                            self.max_attempts, self._redact(reason), delay)
-                time.sleep(delay)
-                continue
-            last_raw = raw
+            attempts += reply.attempts
+            last_raw = reply.content
+            _add_usage(usage, reply.prompt_tokens, reply.completion_tokens, reply.served_model)
+            self.served_models.observe(reply.served_model)
             try:
-                score = parse_score(raw)
+                score = self.protocol.parse(request, reply.content)
             except UnparseableReply as error:
                 reason = f"unparseable judge reply ({error})"
                 unparseable += 1
                 if unparseable >= self.unparseable_attempts:
                     break
-                logger.info("unparseable judge reply %d/%d (%s); asking again", unparseable,
-                            self.unparseable_attempts, error)
+                logger.warning("%s: unparseable judge reply %d/%d (%s); asking again",
+                               self.name, unparseable, self.unparseable_attempts, error)
                 continue
             if self.cache is not None:
                 self.cache.put(key, model=self.model, endpoint=self.endpoint,
-                               rubric=request.rubric, score=score, raw=self._redact(raw))
-            return self._result(score, raw, None)
-        error = f"judge failed after {attempts} attempt(s): {reason}"
-        logger.warning("%s", self._redact(error))
-        return self._result(None, last_raw, error)
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        with self._rng_lock:
-            if retry_after is not None:
-                return min(retry_after, self.retry_after_max_s) + self._rng.uniform(
-                    0, self.backoff_base_s / 4)
-            return backoff_delay(attempt, self.backoff_base_s, self.backoff_max_s, self._rng)
-
-    def _post(self, messages: list[dict[str, str]]) -> str:
-        """One HTTP call; the reply text, or _Retryable/_Fatal saying what went wrong."""
-        body = {"model": self.model, "messages": messages, "temperature": 0}
-        try:
-            response = self._client.post(f"{self.base_url}/chat/completions", json=body)
-        except httpx.TimeoutException as error:
-            raise _Retryable(f"timeout ({type(error).__name__})") from error
-        except httpx.TransportError as error:
-            raise _Retryable(f"connection error ({type(error).__name__}: {error})") from error
-        status = response.status_code
-        retry_after = retry_after_seconds(response.headers.get("retry-after"))
-        if status == 429:
-            raise _Retryable("HTTP 429 rate limited", delay=retry_after)
-        if status >= 500:
-            raise _Retryable(f"HTTP {status} server error: {response.text[:200]!r}",
-                             delay=retry_after)
-        if status >= 400:
-            hint = " (check EVADS_JUDGE_API_KEY)" if status in (401, 403) else ""
-            raise _Fatal(f"HTTP {status}{hint}: {response.text[:300]!r}")
-        try:
-            content = response.json()["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise _Retryable(f"malformed chat-completions body: {response.text[:200]!r}") \
-                from error
-        if not isinstance(content, str):
-            raise _Retryable(f"reply content is not text: {content!r:.200}")
-        return content
+                               rubric=request.rubric, score=score, raw=reply.content, **usage)
+            return self._result(score, reply.content, None, calls=attempts, **usage)
+        result = self._result(None, last_raw, f"judge failed after {attempts} attempt(s): "
+                                              f"{reason}", calls=attempts, **usage)
+        logger.warning("%s", result.error)
+        return result
 
     def judge_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         if not requests:
@@ -246,3 +171,12 @@ class HttpJudge:
                 bar.update(1)
                 return result
             return list(pool.map(run, requests))
+
+
+def _add_usage(usage: dict, prompt: int | None, completion: int | None,
+               served: str | None) -> None:
+    """Add one reply's usage to a verdict's (every try is paid); the last served model."""
+    for name, value in (("prompt_tokens", prompt), ("completion_tokens", completion)):
+        if value is not None:
+            usage[name] = (usage[name] or 0) + value
+    usage["served_model"] = served or usage["served_model"]

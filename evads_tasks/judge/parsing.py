@@ -10,11 +10,13 @@ different scores, or a second number on the Answer line such as ``Answer: 0.5 or
 unparseable and raises ``UnparseableReply``: the client asks once more and never reads it
 as a score. A ``/1`` or ``out of 1`` denominator after the score is allowed. Labels that
 merely end in "answer" (``Model answer:``, ``Reference answer:``, ``参考答案:``) are not
-Answer lines.
+Answer lines. This is the evads protocol's rule; the official protocol reads replies with
+the authors' rule (:func:`parse_authors_score`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 from ..scoring import LEVELS, check_level
@@ -88,3 +90,26 @@ def parse_score(reply: str | None) -> float:
     if len(set(scores)) > 1:
         raise UnparseableReply(f"several different Answer scores: {scores}")
     return scores[0]
+
+
+AUTHORS_LABEL = "Answer:"
+
+
+def parse_authors_score(reply: str | None) -> float:
+    """The authors' rule (official protocol): the text after the LAST ``Answer:`` up to the
+    end of its line, stripped, read by Python's ``float``. Any number it reads is the score
+    (``0.6`` or ``2`` too, as in their script); with no ``Answer:`` the reply's first line is
+    read. What ``float`` refuses is a failed try (``UnparseableReply``), and so, unlike their
+    script, are ``nan`` and ``inf``, which would otherwise leave or poison their means.
+    """
+    if reply is None:
+        raise UnparseableReply("empty reply")
+    text = reply.split(AUTHORS_LABEL)[-1].split("\n")[0].strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise UnparseableReply(f"float() cannot read {text[:80]!r} after the last "
+                               f"{AUTHORS_LABEL!r}") from None
+    if not math.isfinite(value):
+        raise UnparseableReply(f"{text!r} is not a finite number")
+    return value + 0.0  # "-0" reads as 0.0

