@@ -29,7 +29,7 @@ from .sources import SOURCES, Collection, collect_jobs
 EXIT_FAILED_VIDEOS = 3
 
 
-def _number(kind: type, low: float, strict: bool = True, high: float | None = None):
+def checked_number(kind: type, low: float, strict: bool = True, high: float | None = None):
     """An argparse type: a ``kind`` number above ``low`` (or at least, when not strict)."""
     bound = f"> {low:g}" if strict else f">= {low:g}"
     if high is not None:
@@ -78,13 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "the file, when present)")
     p.add_argument("--split", help="which split's files to read from a hub dataset")
     g = p.add_argument_group("Vden")
-    g.add_argument("--fps", type=_number(float, 0), default=d.vden.fps,
+    g.add_argument("--fps", type=checked_number(float, 0), default=d.vden.fps,
                    help="sampled frames per second")
-    g.add_argument("--window", type=_number(int, 1, strict=False), default=d.vden.window,
+    g.add_argument("--window", type=checked_number(int, 1, strict=False), default=d.vden.window,
                    help="neighbours on each side, counted in sampled frames")
-    g.add_argument("--decay", type=_number(float, 0, strict=False), default=d.vden.decay,
+    g.add_argument("--decay", type=checked_number(float, 0, strict=False), default=d.vden.decay,
                    help="neighbour weight 1/d**decay")
-    g.add_argument("--alpha", type=_number(float, 0), default=d.vden.alpha,
+    g.add_argument("--alpha", type=checked_number(float, 0), default=d.vden.alpha,
                    help="scale of mean(1 - S_i)")
     g.add_argument("--visual-model", default=d.visual_model,
                    help=f"auto ({DINOV3_BASE} when cached locally, else offline-pixels), "
@@ -101,9 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--asr-language", default=d.asr_language,
                    help=f"{LANGUAGE_HELP}; Chinese comes out in Simplified characters")
     g.add_argument("--ocr", choices=OCR_CHOICES, default=d.ocr)
-    g.add_argument("--ocr-fps", type=_number(float, 0), default=d.ocr_fps,
+    g.add_argument("--ocr-fps", type=checked_number(float, 0), default=d.ocr_fps,
                    help="times per second the screen is OCR'd")
-    g.add_argument("--ocr-change-threshold", type=_number(float, 0, strict=False, high=1),
+    g.add_argument("--ocr-change-threshold", type=checked_number(float, 0, strict=False, high=1),
                    default=d.ocr_change_threshold,
                    help="OCR a frame only when its thumbnail differs from the last OCR'd one "
                         "by more than this (mean abs difference, 0..1)")
@@ -111,13 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-second: text counts every second it is on screen (matches the "
                         "paper); unique: once per appearance")
     g = p.add_argument_group("scale and robustness")
-    g.add_argument("--max-seconds", type=_number(float, 0), default=d.max_seconds,
+    g.add_argument("--max-seconds", type=checked_number(float, 0), default=d.max_seconds,
                    help="analyse at most this many seconds of each video")
-    g.add_argument("--max-side", type=_number(int, MIN_SIDE, strict=False), default=d.max_side,
+    g.add_argument("--max-side", type=checked_number(int, MIN_SIDE, strict=False),
+                   default=d.max_side,
                    help="decode frames to this long side")
     g.add_argument("--device", type=_device, default=d.device,
                    help=f"device for the models: {DEVICES_HELP} (a GPU must be present)")
-    g.add_argument("--workers", type=_number(int, 1, strict=False), default=1,
+    g.add_argument("--workers", type=checked_number(int, 1, strict=False), default=1,
                    help="worker processes / Ray actors")
     g.add_argument("--backend", choices=EXECUTORS, default="local",
                    help="local processes or a Ray cluster (ray.init() finds or starts one)")
@@ -138,13 +139,13 @@ def _settings(args: argparse.Namespace, source: str) -> Settings:
         max_seconds=args.max_seconds, max_side=args.max_side, device=args.device).resolved()
 
 
-def _changes(before: dict, now: dict, prefix: str = "") -> list[str]:
+def changed_settings(before: dict, now: dict, prefix: str = "") -> list[str]:
     """``key old -> new`` for each value that differs (nested dicts as ``a.b``)."""
     changes = []
     for key, value in now.items():
         old = before.get(key)
         if isinstance(value, dict) and isinstance(old, dict):
-            changes += _changes(old, value, f"{prefix}{key}.")
+            changes += changed_settings(old, value, f"{prefix}{key}.")
         elif old != value:
             changes.append(f"{prefix}{key} {old!r} -> {value!r}")
     return changes
@@ -170,14 +171,14 @@ def _refuse_mixing(out: Path, settings: Settings, collection: Collection) -> Non
     before_input, before = _saved(saved)
     now_input = collection.input_record()
     if before_input != now_input:
-        changes = (_changes(before_input, now_input) if before_input is not None
+        changes = (changed_settings(before_input, now_input) if before_input is not None
                    else [f"input (not recorded) -> {now_input}"])
         raise AnnotationError(f"was written for another input: {'; '.join(changes)}; "
                               "pass --fresh to overwrite it or choose another --out",
                               file=str(saved))
     now = settings.affecting_numbers()
     if before is None or before.affecting_numbers() != now:
-        changes = (_changes(before.affecting_numbers(), now) if before is not None
+        changes = (changed_settings(before.affecting_numbers(), now) if before is not None
                    else ["settings unreadable or from an older version"])
         raise AnnotationError(f"was written with other settings: {'; '.join(changes)}; "
                               "pass --fresh to start over or the same options to resume",

@@ -13,14 +13,14 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from evads_tasks.text_units import _CJK
+from evads_tasks.text_units import CJK_RANGES
 
 _DIGITS = "零一二三四五六七八九"
 _SMALL_UNITS = ("", "十", "百", "千")
 _BIG_UNITS = ("", "万", "亿", "万亿")
 _NUMBER = re.compile(r"(\d+(?:,\d{3})*)(?:\.(\d+))?(%?)")
-_KEPT = re.compile(rf"[{_CJK}a-z]")
-_HAN = re.compile(rf"[{_CJK}]")
+_KEPT = re.compile(rf"[{CJK_RANGES}a-z]")
+_HAN = re.compile(rf"[{CJK_RANGES}]")
 
 
 @lru_cache(maxsize=1)

@@ -189,10 +189,15 @@ def usage_section(rows: Mapping[str, Mapping], price: Price | None) -> list[str]
     """The report's Markdown on judging cost: one table row per task (``rows``: label ->
     :func:`usage_totals`, the last one the whole run), requested and served models, and the
     served-model warning. Empty when no verdict recorded usage (the authors' output, runs
-    logged before evads recorded it)."""
-    if not rows or not any(totals.get("verdicts") for totals in rows.values()):
+    logged before evads recorded it) and for a judge that makes no call (the offline
+    similarity judge)."""
+    if not rows:
         return []
     overall = list(rows.values())[-1]
+    if not any(overall.get(key) for key in ("calls", "cached", "prompt_tokens",
+                                            "completion_tokens", "cached_prompt_tokens",
+                                            "served_models")):
+        return []
     served = ", ".join(f"{name} ({count})" for name, count in
                        (overall.get("served_models") or {}).items()) or "not reported"
     lines = ["## Judge usage", "",

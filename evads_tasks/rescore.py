@@ -51,6 +51,8 @@ from .metrics import (
     METRICS,
     RUN_METRIC,
     USAGE_METRIC,
+    run_settings,
+    same_over_tasks,
 )
 from .scored_runs import (
     AUTHORS_OUTPUT,
@@ -103,6 +105,7 @@ class Source:
     prompt: str | None
     model: str
     random_model: bool | None
+    root: Path | None = None  # the run folder given (None for the authors' file)
 
 
 # ---- reading a finished run ----------------------------------------------------------
@@ -174,7 +177,7 @@ def _run_source(path: Path, annotations: str | None) -> Source:
     prompts.discard(None)
     return Source(results_path, "lmms-eval run" if "rescore" not in facts else "rescore",
                   predictions, results, ", ".join(sorted(prompts)) or None,
-                  facts.get("model", model), facts.get("random_model", random_model))
+                  facts.get("model", model), facts.get("random_model", random_model), path)
 
 
 def _logged_prediction(line: str, name: str, where: str) -> Prediction:
@@ -410,12 +413,15 @@ def rescore(source: Source, out: Path, judge: Judge, protocol: JudgeProtocol, *,
 
 
 def _check_out(source: Source, out: Path) -> None:
-    """The output folder must not hold the source run: its results would be mixed."""
+    """The output folder must neither hold the source run (its results would be mixed) nor
+    lie inside its folder (``report RUN`` would then read the rescore as the newest run)."""
     where = source.path.resolve().parent
     target = out.resolve()
-    if target == where or target in where.parents:
-        raise ValueError(f"--out {out} holds the run being rescored ({source.path}): write "
-                         "the rescore to a new folder")
+    inside = source.root is not None and source.root.resolve() in target.parents
+    if target == where or target in where.parents or inside:
+        raise ValueError(f"--out {out} {'lies inside' if inside else 'holds'} the run being "
+                         f"rescored ({source.root or source.path}): write the rescore to a "
+                         "folder of its own")
 
 
 def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
@@ -435,8 +441,7 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         paths.append(path)
     samples, _ = read_samples(paths)
-    run = entries[0]["values"].get(RUN_METRIC)
-    rows, usages, excluded = {}, {}, {}
+    rows, usages, excluded, runs = {}, {}, {}, {}
     for code in TASK_CODES:
         mine = [s for s in samples if s.task == code]
         if mine:
@@ -444,13 +449,15 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
             usages[code] = usage_totals(s.usage for s in mine if s.usage is not None)
             excluded[code] = max(int(p.doc[EXCLUDED_KEY] or 0) for p in source.predictions
                                  if p.doc["task"] == code)
+            runs[code] = run_settings([e["values"][RUN_METRIC] for e in entries
+                                       if e["values"][JUDGE_METRIC]["task"] == code])
     source_rows = source.results.get("results") or {}
     results: dict = {}
     for code, row in rows.items():
         results[task_name(code)] = {
             "alias": (source_rows.get(task_name(code)) or {}).get("alias", code),
             **_metric_cells(row), "judge_errors,none": row["judge_errors"],
-            "excluded_questions,none": excluded[code], "evads_run,none": run,
+            "excluded_questions,none": excluded[code], "evads_run,none": runs[code],
             "judge_usage,none": priced(usages[code], price)}
     groups = {}
     for group, members in GROUPS.items():
@@ -462,7 +469,7 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
                 **_metric_cells(weighted_row([rows[c] for c in present])),
                 "judge_errors,none": sum(rows[c]["judge_errors"] for c in present),
                 "excluded_questions,none": sum(excluded[c] for c in present),
-                "evads_run,none": run,
+                "evads_run,none": same_over_tasks([runs[c] for c in present], []),
                 "judge_usage,none": priced(merge_totals([usages[c] for c in present]), price)}
     kept = {k: v for k, v in source.results.items()
             if k in ("group_subtasks", "configs", "versions", "n-shot", "higher_is_better",

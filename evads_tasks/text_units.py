@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
+CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
 _LATIN = "A-Za-z\u00c0-\u024f"
-UNIT = re.compile(rf"[{_CJK}]|[{_LATIN}]+(?:['\u2019][{_LATIN}]+)*|\d+(?:[.,:]\d+)*")
+UNIT = re.compile(rf"[{CJK_RANGES}]|[{_LATIN}]+(?:['\u2019][{_LATIN}]+)*|\d+(?:[.,:]\d+)*")
 
 
 def text_units(text: str | None) -> list[str]:

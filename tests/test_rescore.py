@@ -19,7 +19,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +29,7 @@ import pandas as pd
 import pytest
 from judge_server import GARBAGE_REPLY, JudgeServer
 from make_runner import run_make
-from paths import REPO
+from paths import OFFICIAL_SCRIPT, REPO, needs_official_eval
 from scipy.stats import spearmanr
 from sklearn.metrics import cohen_kappa_score
 
@@ -41,7 +43,8 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 GROUPS = {"evads_perception": ("BP", "CM"), "evads_reasoning": ("ML", "CI", "RC"),
           "evads": TASK_CODES}
-FAILED_IN_RUN = 3  # judge A answers the run's first three calls with HTTP 500
+# Judge A fails these questions in the run (an unparseable reply, asked twice), then recovers.
+FAILED_IN_RUN = (0, 13, 26)
 # Runs the command as a user would and says which model libraries it imported.
 RESCORE = ("import sys; from evads_tasks.__main__ import main; status = main(sys.argv[1:]); "
            "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
@@ -62,11 +65,16 @@ def _judge_env(server: JudgeServer, model: str, cache: Path, **settings: str) ->
 
 
 class ScriptedJudge:
-    """A loopback judge's policy: each question's level from a formula of its index."""
+    """A loopback judge's policy: each question's level from a formula of its index; the
+    ``failing`` questions get an unparseable reply (the first ``recover_after`` times they
+    are asked, or always)."""
 
-    def __init__(self, records: list, level_of, failing: frozenset[str] = frozenset()):
+    def __init__(self, records: list, level_of, failing: frozenset[str] = frozenset(),
+                 recover_after: int | None = None):
         self.levels = {r.question_id: level_of(i) for i, r in enumerate(records)}
-        self.failing = failing
+        self.failing, self.recover_after = failing, recover_after
+        self.asked: Counter = Counter()
+        self._lock = threading.Lock()
         self._ids = {(r.question.strip(), r.metadata_text().strip()): r.question_id
                      for r in records}
         assert len(self._ids) == len(records)
@@ -74,7 +82,10 @@ class ScriptedJudge:
     def __call__(self, messages: list[dict]) -> str:
         sections = read_sections(str(messages[-1]["content"]))
         qid = self._ids[(sections[SECTION_QUESTION], sections[SECTION_METADATA])]
-        if qid in self.failing:
+        with self._lock:
+            self.asked[qid] += 1
+            asked = self.asked[qid]
+        if qid in self.failing and (self.recover_after is None or asked <= self.recover_after):
             return GARBAGE_REPLY
         return f"Scripted loopback verdict.\nAnswer: {self.levels[qid]}"
 
@@ -103,12 +114,12 @@ def sample_records(sample_dir):
 @pytest.fixture(scope="module")
 def run_a(sample_dir, sample_records, tmp_path_factory):
     """The dummy model's run judged by A (served as two snapshots: the alias moves after
-    call 20; 100 prompt + 10 completion tokens a reply; the first three calls fail)."""
+    call 20; 100 prompt + 10 completion tokens a reply; three questions fail)."""
     root = tmp_path_factory.mktemp("run_a")
-    judge = ScriptedJudge(sample_records, lambda i: LEVELS[i % 5])
-    faults = lambda index: "500" if index < FAILED_IN_RUN else None  # noqa: E731
+    failing = frozenset(sample_records[i].question_id for i in FAILED_IN_RUN)
+    judge = ScriptedJudge(sample_records, lambda i: LEVELS[i % 5], failing, recover_after=2)
     served = lambda index: "judge-a-0701" if index < 20 else "judge-a-0901"  # noqa: E731
-    with JudgeServer(judge, faults=faults, served_model=served,
+    with JudgeServer(judge, served_model=served,
                      usage=lambda index, text: {"prompt_tokens": 100,
                                                 "completion_tokens": 10}) as server:
         run = RunA(root / "out", server, judge, sample_records, root / "cache", {}, [], "")
@@ -179,17 +190,17 @@ def _row(markdown: str, name: str) -> list[str]:
 def test_a_run_reports_valid_and_all_means_tokens_and_served_models(run_a):
     failed = {s["judge_errors"]["question_id"] for s in run_a.samples
               if s["judge_errors"]["error"] is not None}
-    assert len(failed) == FAILED_IN_RUN
+    assert failed == run_a.judge.failing
     levels = {qid: None if qid in failed else level for qid, level in run_a.judge.levels.items()}
     expected = _expected(run_a.records, levels)
     _check_results(run_a.results, expected)
     assert expected["evads"]["evads_r5_all"] < expected["evads"]["evads_r5"]
 
     usage = run_a.results["results"]["evads"]["judge_usage,none"]
-    replies = len(run_a.records) - FAILED_IN_RUN  # a 500 carries no usage
-    assert (usage["verdicts"], usage["calls"], usage["cached"]) == (40, 40, 0)
+    replies = 40 + len(FAILED_IN_RUN)  # an unparseable reply is asked again: paid twice
+    assert (usage["verdicts"], usage["calls"], usage["cached"]) == (40, replies, 0)
     assert (usage["prompt_tokens"], usage["completion_tokens"]) == (100 * replies, 10 * replies)
-    assert usage["without_usage"] == FAILED_IN_RUN
+    assert usage["without_usage"] == 0
     assert usage["requested_models"] == ["judge-a"]
     assert set(usage["served_models"]) == {"judge-a-0701", "judge-a-0901"}
     per_task = [run_a.results["results"][f"evads_{c.lower()}"]["judge_usage,none"]
@@ -202,13 +213,13 @@ def test_a_run_reports_valid_and_all_means_tokens_and_served_models(run_a):
                    env=_env(EVADS_JUDGE_PRICE="0.8,2"))
     report = next(run_a.out.rglob("evads_report.md")).read_text(encoding="utf-8")
     cells = _row(report, "Overall")
-    assert cells[:3] == ["40", str(40 - FAILED_IN_RUN), str(FAILED_IN_RUN)]
+    assert cells[:3] == ["40", str(40 - len(FAILED_IN_RUN)), str(len(FAILED_IN_RUN))]
     assert float(cells[3]) == pytest.approx(expected["evads"]["evads_r5"], abs=5e-5)
     assert float(cells[7]) == pytest.approx(expected["evads"]["evads_r5_all"], abs=5e-5)
     assert "| R5 | R3 | R2 | G | R5 ALL | R3 ALL | R2 ALL | G ALL |" in report
     assert "**WARNING: the judge server answered as 2 different models" in report
     all_row = _row(report, "all")
-    assert all_row[:5] == ["40", "40", "0", f"{100 * replies:,}", f"{10 * replies:,}"]
+    assert all_row[:5] == ["40", str(replies), "0", f"{100 * replies:,}", f"{10 * replies:,}"]
     assert float(all_row[7]) == pytest.approx((100 * replies * 0.8 + 10 * replies * 2) / 1e6,
                                               abs=5e-5)
 
@@ -298,7 +309,7 @@ def test_judge_a_asks_only_what_it_failed_on_then_nothing(run_a, tmp_path):
     before = run_a.server.calls
     first = _rescore(run_a.out, "--out", tmp_path / "a1", env=run_a.env())
     assert first.returncode == 0, first.stderr
-    assert run_a.server.calls - before == FAILED_IN_RUN  # the failures, asked again
+    assert run_a.server.calls - before == len(FAILED_IN_RUN)  # the failures, asked again
     _check_results(_results(tmp_path / "a1"), _expected(run_a.records, run_a.judge.levels))
 
     before = run_a.server.calls
@@ -314,6 +325,31 @@ def test_judge_a_asks_only_what_it_failed_on_then_nothing(run_a, tmp_path):
     # a rescore of a rescore reads like any run
     third = _rescore(tmp_path / "a2", "--out", tmp_path / "a3", env=run_a.env())
     assert third.returncode == 0 and run_a.server.calls == before
+    for inside in (run_a.out, run_a.out / "rescored"):  # the run's own folder is refused
+        refused = _rescore(run_a.out, "--out", inside, env=run_a.env())
+        assert refused.returncode == 2 and "write the rescore to a folder of its own" in (
+            refused.stderr)
+    assert not (run_a.out / "rescored").exists()
+
+
+@needs_official_eval
+def test_the_authors_protocol_judges_the_same_predictions(run_a, tmp_path):
+    """``--protocol official``: the authors' message and call, their parse rule (any number
+    after the last ``Answer:``), every answer sent."""
+    with JudgeServer(lambda messages: "Their judge.\nAnswer:0.75") as server:
+        done = _rescore(run_a.out, "--out", tmp_path / "official", "--protocol", "official",
+                        env=_judge_env(server, "qwen-plus", tmp_path / "cache",
+                                       EVADS_OFFICIAL_EVAL=str(OFFICIAL_SCRIPT)))
+        bodies = list(server.requests)
+    assert done.returncode == 0, done.stderr
+    assert len(bodies) == 40 and all(len(b["messages"]) == 1 for b in bodies)
+    assert all(b["messages"][0]["role"] == "user" and b.get("seed") == 42 for b in bodies)
+    results = _results(tmp_path / "official")
+    assert results["results"]["evads"]["evads_r5,none"] == pytest.approx(0.75)
+    assert results["results"]["evads"]["evads_r3,none"] == pytest.approx(0.5)
+    assert results["evads"]["rescore"]["protocol"] == "official"
+    report = (tmp_path / "official" / "evads_report.md").read_text(encoding="utf-8")
+    assert "- protocol: official (the authors' evaluation script)" in report
 
 
 # ---- resume, the authors' output, old runs, make -----------------------------------------

@@ -18,9 +18,15 @@ from pathlib import Path
 from evads_density.analysis import Settings as DensitySettings
 from evads_density.analysis import check_backends
 from evads_density.availability import BackendUnavailable
+from evads_density.cli import checked_number
 
 from ..annotations import AnnotationError
-from ..chat_client import ChatClient
+from ..chat_client import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TIMEOUT_S,
+    ChatClient,
+)
 from ..judge import JudgeCache, JudgeConfigError, judge_from_env
 from ..judge.config import API_KEY_ENV as API_KEY_ENV_JUDGE
 from ..judge.config import (
@@ -74,11 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video-dir", help="videos of an annotation file (default: "
                                        "$EVADS_VIDEO_DIR, else videos/ beside it)")
     p.add_argument("--split", help="which split's files to read from a hub dataset")
-    p.add_argument("--limit", type=int, help="only the first N videos")
+    p.add_argument("--limit", type=checked_number(int, 1, strict=False),
+                   help="only the first N videos")
     p.add_argument("--dry-run", action="store_true",
                    help="print the expected calls, tokens (and cost with --price-*) and exit")
-    p.add_argument("--price-input", type=float, help="USD per million input tokens")
-    p.add_argument("--price-output", type=float, help="USD per million output tokens")
+    price = checked_number(float, 0, strict=False)
+    p.add_argument("--price-input", type=price, help="USD per million input tokens")
+    p.add_argument("--price-output", type=price, help="USD per million output tokens")
     p.add_argument("--fresh", action="store_true",
                    help="start the folder over (the reply cache is kept)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -123,12 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write videos with fewer than five accepted questions")
 
     g = p.add_argument_group("calls")
-    g.add_argument("--concurrency", type=int, default=16,
+    g.add_argument("--concurrency", type=checked_number(int, 1, strict=False),
+                   default=DEFAULT_CONCURRENCY,
                    help="LLM and judge calls in flight, in total")
-    g.add_argument("--video-workers", type=int,
+    g.add_argument("--video-workers", type=checked_number(int, 1, strict=False),
                    help="videos generated for at once (default: --concurrency)")
-    g.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
-    g.add_argument("--max-attempts", type=int, default=6, help="tries per call")
+    g.add_argument("--timeout", type=checked_number(float, 0), default=DEFAULT_TIMEOUT_S,
+                   help="seconds per call")
+    g.add_argument("--max-attempts", type=checked_number(int, 1, strict=False),
+                   default=DEFAULT_MAX_ATTEMPTS,
+                   help="tries per call")
     g.add_argument("--cache-dir", type=Path,
                    help="reply, verdict and probe cache (default: DIR/cache)")
     return p
@@ -227,23 +239,29 @@ def main(argv: list[str] | None = None) -> int:
     llm = LLM(client, JudgeCache(cache_dir), judge, args.concurrency)
     generator = Generator(llm, Deduplicator(settings.duplicate_threshold), settings)
     perceiver = Perceiver(density, cache_dir, settings.language) if raw else None
-    status = 0
+    status, resumed = 0, 0
     try:
         outcome = run_videos(items, folder, generator, perceiver,
                              args.video_workers or args.concurrency, settings.frames,
                              progress=not args.no_progress)
-        results = outcome.results
+        results, resumed = outcome.results, outcome.resumed
     except FatalLLMError as error:
         status = _fail(f"{error} (nothing finished is lost: fix it and rerun to resume)")
         done = folder.results()
         results = [done[i.video_id] for i in items if i.video_id in done]
+    finally:
+        client.close()
+        llm.cache.close()
+        if hasattr(judge, "close"):
+            judge.close()
     written = write_outputs(results, args.out, settings.allow_partial)
     run_info = {"input": recorded["input"], "kind": kind, "language": settings.language,
                 "llm": client.name, "judge": judge.name, "questions": written["questions"]}
     write_report(results, kept(results, settings.allow_partial), run_info, args.out, density)
     retry = sum(r.status == RETRY for r in results)
     print(f"{written['questions']} questions for {written['videos']} videos -> "
-          f"{args.out / 'annotations.parquet'}; report: {args.out / 'report.md'}")
+          f"{args.out / 'annotations.parquet'}; report: {args.out / 'report.md'}"
+          + (f" ({resumed} videos were finished by an earlier run)" if resumed else ""))
     if retry:
         print(f"{retry} video(s) had failed calls: rerun the same command to finish them",
               file=sys.stderr)

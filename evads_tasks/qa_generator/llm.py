@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from ..chat_client import ChatClient, ChatError
 from ..judge import (
     NO_ANSWER,
-    HttpJudge,
     Judge,
     JudgeCache,
     JudgeRequest,
@@ -130,10 +129,14 @@ class LLM:
         """The judge's verdict (its own cache and retries) inside the run's gate."""
         with self.gate:
             result = self.judge.judge(request)
-        asked = isinstance(self.judge, HttpJudge) and result.raw != NO_ANSWER
-        called = asked and not result.cached  # the judge's own retries are not seen here
-        self._count("judge", cached=int(result.cached), calls=int(called),
+        # an LLM judge's verdict, fresh or cached (the similarity judge and the empty-answer
+        # rule call nothing): what judging costs from scratch
+        asked = (result.calls > 0 or result.cached) and result.raw != NO_ANSWER
+        fresh = not result.cached
+        self._count("judge", calls=result.calls, cached=int(result.cached),
                     failed=int(result.score is None),
+                    prompt_tokens=(result.prompt_tokens or 0) * fresh,
+                    completion_tokens=(result.completion_tokens or 0) * fresh,
                     estimated_prompt_tokens=message_tokens(build_messages(request)) * asked,
                     estimated_completion_tokens=count_tokens(result.raw or "") * asked)
         return result

@@ -162,7 +162,7 @@ def render_markdown(summary: dict, density: dict | None) -> str:
         f"- per usable video, from scratch: {_num(cost['replies'], 1)} calls, "
         f"~{_num(cost['prompt_tokens'], 0)} prompt and ~{_num(cost['completion_tokens'], 0)} "
         "completion tokens (counted here, cached replies included)",
-        f"- tokens the server reported for the generator's calls: prompt "
+        f"- tokens the server reported for the calls made (not for cache hits): prompt "
         f"{sum(calls['prompt_tokens'].values())}, completion "
         f"{sum(calls['completion_tokens'].values())}",
         "", "## Per role", "", *_table("role", summary["per_role"]),

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from evads_density.runner import append_row
+
 from .inputs import VideoInput
 from .perception import Perceiver, frame_urls, from_record
 from .pipeline import Generator
@@ -40,7 +42,7 @@ def _meta(item: VideoInput, perceived: dict[str, VideoMeta], perceiver: Perceive
         return perceived[item.video_id]
     meta = perceiver.perceive(item.video_id, item.video_path, probes.get(Path(item.video_path)))
     with lock:
-        folder.append(handle, meta.to_dict())
+        append_row(handle, meta.to_dict())
     return meta
 
 
@@ -68,7 +70,7 @@ def run_videos(items: Sequence[VideoInput], folder: RunFolder, generator: Genera
                     fatal.append(error)
                 return
             with lock:
-                folder.append(video_log, result.to_dict())
+                append_row(video_log, result.to_dict())
                 new[result.video_id] = result
                 bar.update(1)
                 bar.set_postfix(calls=sum(generator.llm.stats.calls.values()))

@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evads_density.cli import _changes as changed_settings  # the density resume check
-from evads_density.runner import append_row, read_finished
+from evads_density.cli import changed_settings
+from evads_density.runner import read_finished
 
 from .records import RETRY, VideoMeta, VideoResult
 
@@ -87,7 +87,3 @@ class RunFolder:
 
     def open_videos(self):
         return (self.path / VIDEOS).open("a", encoding="utf-8")
-
-    @staticmethod
-    def append(handle, row: dict) -> None:
-        append_row(handle, row)
