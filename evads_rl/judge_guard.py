@@ -47,7 +47,7 @@ class JudgeStopRule:
 
     def __post_init__(self) -> None:
         if not 0 < self.max_error_rate <= 1 or self.batches < 1:
-            raise ValueError(f"judge_stop needs 0 < max_error_rate <= 1 and batches >= 1, "
+            raise ValueError(f"needs 0 < max_error_rate <= 1 and batches >= 1, "
                              f"got {self.max_error_rate!r} and {self.batches!r}")
 
     @classmethod

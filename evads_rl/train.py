@@ -50,14 +50,15 @@ from .settings import (
     frame_settings,
     grpo_args,
     judge_stop_rule,
+    missing_paths,
     peft_config,
     require_paths,
     sft_args,
 )
 
 __all__ = ["RUN_INFO_FILE", "STAGES", "StageResult", "check_settings", "grpo_args",
-           "make_judge", "model_notice", "peft_config", "require_paths", "resolve_model",
-           "run_grpo", "run_rl", "run_sft", "sft_args", "stage_resumes"]
+           "make_judge", "missing_paths", "model_notice", "peft_config", "require_paths",
+           "resolve_model", "run_grpo", "run_rl", "run_sft", "sft_args", "stage_resumes"]
 
 log = logging.getLogger(__name__)
 ADAPTER_DIR = "adapter"
