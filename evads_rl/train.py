@@ -192,6 +192,10 @@ def run_grpo(config: dict, output_dir: str | os.PathLike, resume: bool | str | N
         _train_or_restore(trainer, "grpo", checkpoint, config)
     except JudgeFailureError as error:
         # Raised while scoring a batch, before its update: the model is the last step's.
+        for callback in trainer.callback_handler.callbacks:  # the error must be the last line
+            if getattr(callback, "training_bar", None) is not None:
+                callback.training_bar.close()
+                callback.training_bar = None
         saved = save_stopped_checkpoint(trainer)
         stopped = JudgeFailureError(f"{error}. Training stopped at step "
                                     f"{trainer.state.global_step}, checkpoint saved to {saved} "
