@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 # Environments come from committed lock files (README "Environments"): locks/cpu.txt for
 # make demo / make test / CI, locks/gpu.txt for CUDA nodes (vllm, trl[vllm], deepspeed).
 # Both share one torch/torchvision/transformers line: the CPU tests run what GPU nodes run.
-PROFILE ?= cpu
+# The profile installed last (.venv/.profile) stays until PROFILE= names another, so that on
+# a GPU node every target after `make install PROFILE=gpu` keeps the gpu lock.
+INSTALLED_PROFILE := $(strip $(file <$(VENV)/.profile))
+PROFILE ?= $(or $(INSTALLED_PROFILE),cpu)
 LOCK := locks/$(PROFILE).txt
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
@@ -35,7 +38,7 @@ install-gpu:  ## install the gpu lock (vllm, trl[vllm], deepspeed) on a CUDA mac
 	@$(MAKE) --no-print-directory install PROFILE=gpu
 
 # Re-runs when the lock, the package metadata or the profile changes (the stamp names them).
-$(VENV)/.installed: $(LOCK) setup.cfg pyproject.toml $(if $(filter-out $(PROFILE),$(file <$(VENV)/.profile)),FORCE)
+$(VENV)/.installed: $(LOCK) setup.cfg pyproject.toml $(if $(filter-out $(PROFILE),$(INSTALLED_PROFILE)),FORCE)
 	@$(MAKE) --no-print-directory system-packages
 	test -x $(VENV)/bin/python || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	test -x $(UV) && $(UV) --version | grep -q " $(UV_VERSION)" || \

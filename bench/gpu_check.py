@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     device = cuda_device()
     if device is None:
         print("gpu-check: no CUDA device visible to torch on this machine; nothing was run "
-              "(run it on a GPU node after `make install PROFILE=gpu`)")
+              "(run `make gpu-check PROFILE=gpu` on a GPU node)")
         return 2
     print(f"gpu-check on {device} (tiny RANDOM models: code paths only, scores mean nothing)")
     args.work.mkdir(parents=True, exist_ok=True)

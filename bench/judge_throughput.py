@@ -11,7 +11,6 @@ server would, so that its Python threads do not share the client's interpreter l
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-from judge_server import JudgeServer  # noqa: E402
+from judge_server import ServerProcess  # noqa: E402
 
 from evads_tasks.judge import HttpJudge, JudgeRequest  # noqa: E402
 
@@ -36,14 +35,6 @@ def requests(n: int) -> list[JudgeRequest]:
                          answer=f"视频突出限时{i}元") for i in range(n)]
 
 
-def serve(latency_s: float, connection) -> None:
-    """Child process: run the loopback server, send its URL, and its call count on request."""
-    with JudgeServer(latency_s=latency_s) as server:
-        connection.send(server.url)
-        connection.recv()
-        connection.send(server.calls)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,12 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     items = requests(args.calls)
     latency = args.latency_ms / 1000
-    parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=serve, args=(latency, child), daemon=True)
-    server.start()
-    url = parent.recv()
+    server = ServerProcess(latency_s=latency)
     with tempfile.TemporaryDirectory() as cache_dir, \
-            HttpJudge(url, "loopback-fake-judge", cache_dir=cache_dir,
+            HttpJudge(server.url, "loopback-fake-judge", cache_dir=cache_dir,
                       concurrency=args.concurrency, progress=False) as judge:
         started = time.perf_counter()
         misses = judge.judge_many(items)
@@ -70,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         sequential = [judge.judge(item) for item in fresh]
         sequential_s = (time.perf_counter() - started) / SEQUENTIAL_MISSES
-    parent.send("calls?")
-    calls = parent.recv()
-    server.join(timeout=10)
+    calls, _ = server.stop()
     failed = sum(r.score is None for r in misses + sequential)
     if failed or calls != args.calls + SEQUENTIAL_MISSES or not all(r.cached for r in hits):
         print(f"error: {failed} failed, {calls} HTTP calls, "

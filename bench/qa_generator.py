@@ -16,18 +16,18 @@ videos in flight keep the gate full between). Exit status 1 when the target is m
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 import tempfile
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-from judge_server import JudgeServer  # noqa: E402
+from judge_server import ServerProcess  # noqa: E402
 from qa_llm_server import ScriptedAdLLM  # noqa: E402
 
 from evads_tasks.annotations import load_annotations, render_metadata, write_schema  # noqa: E402
@@ -70,14 +70,6 @@ def copied_annotations(sample: Path, copies: int, path: Path) -> Path:
     return write_schema(copied, path, "test")
 
 
-def serve(script: str, latency_s: float, connection) -> None:
-    """Child process: the scripted server; sends its URL, then its call count on request."""
-    with JudgeServer(ScriptedAdLLM(Path(script), faults=False), latency_s=latency_s) as server:
-        connection.send(server.url)
-        connection.recv()
-        connection.send((server.calls, server.max_in_flight))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,11 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     latency = args.latency_ms / 1000
     sample = sample_dir()
-    parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=serve, daemon=True,
-                                     args=(str(sample / "script.json"), latency, child))
-    server.start()
-    url = parent.recv()
+    server = ServerProcess(partial(ScriptedAdLLM, sample / "script.json", faults=False),
+                           latency)
+    url = server.url
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         items, _ = collect_inputs(str(copied_annotations(sample, args.copies,
@@ -109,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run_videos(items, folder, Generator(llm, dedup, settings), None,
                              args.concurrency, progress=False)
         elapsed = time.perf_counter() - started
-    parent.send("calls?")
-    served, in_flight = parent.recv()
-    server.join(timeout=10)
+    served, in_flight = server.stop()
     calls = sum(llm.stats.calls.values())
     candidates = sum(len(r.candidates) for r in outcome.results)
     accepted = sum(len(r.selected) for r in outcome.results)

@@ -55,7 +55,7 @@ def _device(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each default, except None: the help text says what leaving it out means."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m evads_density",
         description="Vden/Aden/Oden of short videos, from the videos or from E-VAds annotations.",
-        formatter_class=_HelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("path", help="a folder of videos, an annotation file, or a hub dataset id")
     p.add_argument("--out", required=True, type=Path, help="output folder (resumed if present)")
     p.add_argument("--source", choices=SOURCES, default="auto",

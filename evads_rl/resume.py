@@ -70,7 +70,7 @@ def starting_weights(model: str, checkpoint: str | None, config: dict) -> str:
     """Where a stage loads its weights from: the checkpoint itself when resuming a full
     fine-tune. The Trainer reloads checkpoints with ``load_state_dict(strict=False)`` and
     no key renaming, but Qwen2-VL / Qwen2.5-VL checkpoints are saved in the renamed
-    (legacy) key layout, so that reload silently restores nothing (transformers 5.23; it
+    (legacy) key layout, so that reload silently restores nothing (transformers 5.17; it
     logs missing/unexpected keys). ``from_pretrained(checkpoint)`` renames them right; the
     Trainer still restores optimizer, scheduler, RNG and step. LoRA adapters reload fine."""
     return checkpoint if checkpoint and not config.get("peft") else model
@@ -103,7 +103,7 @@ def finished_final(output_dir: Path, checkpoint: str | None, args) -> Path | Non
 
 def checkpoint_is_last(checkpoint: str | None, args) -> bool:
     """True when ``checkpoint`` was saved at the stage's last step. The Trainer would still
-    train one step from it (transformers 5.23 checks ``max_steps`` only after a step)."""
+    train one step from it (transformers 5.17 checks ``max_steps`` only after a step)."""
     if not checkpoint:
         return False
     state = _trainer_state(checkpoint)
@@ -138,6 +138,13 @@ def _checkpoint_reload_quiet(stage: str, checkpoint: str | None, config: dict):
         trainer_log.removeFilter(quiet)
 
 
+def restore_adapter(model, checkpoint: str) -> None:
+    """Load the LoRA adapter a Trainer saved in ``checkpoint`` into ``model`` (a
+    ``PeftModel``) as its active adapter, trainable, through peft's public ``load_adapter``
+    (what the Trainer's own checkpoint reload does for a single adapter)."""
+    model.load_adapter(checkpoint, adapter_name=model.active_adapter, is_trainable=True)
+
+
 def _train_or_restore(trainer, stage: str, checkpoint: str | None, config: dict) -> None:
     """Train (resuming from ``checkpoint``), or, when the checkpoint is the stage's last step
     and only ``final/`` is missing, restore it without training another step."""
@@ -146,7 +153,7 @@ def _train_or_restore(trainer, stage: str, checkpoint: str | None, config: dict)
 
         trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
         if config.get("peft"):  # the full model was loaded from the checkpoint already
-            trainer._load_from_checkpoint(checkpoint)
+            restore_adapter(trainer.model, checkpoint)
         print(f"[{stage}] already complete at {checkpoint} (step {trainer.state.global_step});"
               " saving final/ from it, nothing trained", flush=True)
         return

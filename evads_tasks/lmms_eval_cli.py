@@ -220,11 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     if any(arg in HELP_FLAGS for arg in argv):
         print(textwrap.fill(WRAPPER_HELP, width=88) + "\n", flush=True)
     if argv and argv[0] == "tasks":
-        from lmms_eval.cli.dispatch import _build_parser
+        from lmms_eval.cli.tasks_cmd import add_tasks_parser
 
         rest, paths = split_include_paths(argv, _TASKS_FLAG)
-        args = _build_parser().parse_args(rest)
-        args.include_path = with_evads(paths)
+        parser = argparse.ArgumentParser(prog="lmms-eval")
+        add_tasks_parser(parser.add_subparsers(dest="subcommand"))
+        args = parser.parse_args(rest)
+        args.include_path = with_evads(paths)  # a list: lmms-eval's flag takes one path
         args.func(args)
         return 0
     if argv and (argv[0] == "eval" and len(argv) > 1 or argv[0].startswith("-")) \

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .annotations import TASK_CODES, TASKS, canonical_category, load_annotations, task_code
+from .annotations import TASK_CODES, TASKS, canonical_category, load_annotations
 from .judge import HttpJudge, Judge
 from .judge.config import judge_concurrency
 from .judge.error_rate import error_rate_failure, max_judge_error_rate
@@ -124,19 +124,8 @@ def _text(value: object) -> str:
 
 
 def _authors_source(path: Path) -> Source:
-    rows = authors_rows(path)
-    if not rows:
-        raise ValueError(f"{path}: no rows")
-    missing = [column for column in AUTHORS_INPUTS if column not in rows[0]]
-    if missing:
-        raise ValueError(f"{path}: a rescore needs the authors' final_results columns "
-                         f"{', '.join(AUTHORS_INPUTS)}; missing {', '.join(missing)}")
     predictions = []
-    for number, row in enumerate(rows):
-        try:
-            code = task_code(str(row["ques_categories"]))
-        except KeyError as exc:
-            raise ValueError(f"{path}, row {number}: ques_categories: {exc.args[0]}") from None
+    for number, (row, code, _) in enumerate(authors_rows(path, AUTHORS_INPUTS, "a rescore")):
         doc = {"question_id": _text(row["ques_id"]), "video_id": _text(row.get("video_id")),
                "task": code,
                "category": canonical_category(_text(row.get("goods_category"))) or "unknown",

@@ -18,8 +18,10 @@ import csv
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .annotations import TASK_CODES, TASKS, canonical_category, task_code
 from .judge.protocols import EVADS, OFFICIAL
@@ -204,13 +206,41 @@ def load_run(results_dir: str | Path, since: float | None = None) -> ScoredRun:
 
 # ---- the authors' script output -------------------------------------------------------
 
-def authors_rows(path: str | Path) -> list[dict]:
-    """The rows of the authors' ``final_results.csv`` / ``.json`` as dicts (what ``rescore``
-    judges again: their prediction, question, evidence, metadata and reference)."""
-    return _authors_rows(Path(path))
+class AuthorsRow(NamedTuple):
+    """A row of the authors' script output, its task code and where it is (for messages:
+    ``FILE, line N`` of a CSV, ``FILE, row N`` of a JSON list)."""
+
+    row: dict
+    task: str
+    where: str
 
 
-def _authors_rows(path: Path) -> list[dict]:
+def authors_rows(path: str | Path, columns: Sequence[str], needed_by: str) -> list[AuthorsRow]:
+    """The rows of the authors' ``final_results.csv`` / ``.json`` with their task codes.
+    ValueError when there are none, when the first lacks one of ``columns`` (what
+    ``needed_by`` needs) or a row's ``ques_categories`` names no task."""
+    path = Path(path)
+    rows = _read_authors_file(path)
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    missing = [column for column in columns if column not in rows[0]]
+    if missing:
+        raise ValueError(f"{path}: {needed_by} needs the authors' final_results columns "
+                         f"{', '.join(columns)}; missing {', '.join(missing)} (it has "
+                         f"{', '.join(rows[0])})")
+    json_rows = path.suffix.lower() == ".json"
+    table = []
+    for number, row in enumerate(rows, 0 if json_rows else 2):
+        where = f"{path}, {'row' if json_rows else 'line'} {number}"
+        try:
+            task = task_code(str(row["ques_categories"]))
+        except KeyError as exc:
+            raise ValueError(f"{where}: ques_categories: {exc.args[0]}") from None
+        table.append(AuthorsRow(row, task, where))
+    return table
+
+
+def _read_authors_file(path: Path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
     if path.suffix.lower() == ".json":
@@ -239,21 +269,8 @@ def _authors_score(row: dict, column: str, where: str) -> float | None:
 def read_official_results(path: str | Path) -> list[ScoredSample]:
     """The samples of the authors' ``final_results.csv`` / ``.json``; an empty score is a
     failed judge (kept, not scored). Their R3/R2 must be what their R5 gives."""
-    path = Path(path)
-    rows = _authors_rows(path)
-    if not rows:
-        raise ValueError(f"{path}: no rows")
-    missing = [c for c in AUTHORS_COLUMNS if c not in rows[0]]
-    if missing:
-        raise ValueError(f"{path}: not the authors' final_results (missing column(s) "
-                         f"{', '.join(missing)}; it has {', '.join(rows[0])})")
     samples = []
-    for number, row in enumerate(rows, 2 if path.suffix.lower() != ".json" else 0):
-        where = f"{path}, {'line' if path.suffix.lower() != '.json' else 'row'} {number}"
-        try:
-            task = task_code(str(row["ques_categories"]))
-        except KeyError as exc:
-            raise ValueError(f"{where}: ques_categories: {exc.args[0]}") from None
+    for row, task, where in authors_rows(path, AUTHORS_COLUMNS, "reading the scores"):
         score = _authors_score(row, "score_R5", where)
         for column, metric in (("score_R3", r3), ("score_R2", r2)):
             theirs = _authors_score(row, column, where) if column in row else None

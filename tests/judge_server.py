@@ -28,11 +28,15 @@ each Authorization header. Use it as a context manager::
 
     with JudgeServer(latency_s=0.05, faults=["500", "429"]) as server:
         judge = HttpJudge(server.url, "fake-judge", cache_dir=tmp_path)
+
+``ServerProcess`` runs one in a child process, as a real server runs (its threads do not
+share the client's interpreter lock): what the benchmarks time.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 import threading
 import time
@@ -265,3 +269,33 @@ class JudgeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _serve_in_child(make_policy: Callable[[], Policy] | None, latency_s: float,
+                    connection) -> None:
+    """The child of :class:`ServerProcess`: sends its URL, then its counts on request."""
+    policy = make_policy() if make_policy is not None else fake_judge_policy
+    with JudgeServer(policy, latency_s=latency_s) as server:
+        connection.send(server.url)
+        connection.recv()
+        connection.send((server.calls, server.max_in_flight))
+
+
+class ServerProcess:
+    """A :class:`JudgeServer` in a child process; ``make_policy`` builds its policy there
+    (default: the fake judge). ``url`` while it runs; ``stop()`` returns its (calls, most
+    calls in flight)."""
+
+    def __init__(self, make_policy: Callable[[], Policy] | None = None,
+                 latency_s: float = 0.0) -> None:
+        self._connection, child = multiprocessing.Pipe()
+        self._process = multiprocessing.Process(target=_serve_in_child, daemon=True,
+                                                args=(make_policy, latency_s, child))
+        self._process.start()
+        self.url: str = self._connection.recv()
+
+    def stop(self) -> tuple[int, int]:
+        self._connection.send("stop")
+        counts = self._connection.recv()
+        self._process.join(timeout=10)
+        return counts

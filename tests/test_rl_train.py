@@ -190,15 +190,17 @@ def test_resume_from_step_1_reaches_the_same_step_2(sft_run, sample_dir, tiny_mo
         assert torch.allclose(resumed[name], param.detach(), atol=1e-6), name
 
 
-def test_rl_with_lora_merges_sft_for_grpo(sample_dir, tiny_model, tmp_path):
+LORA = "peft={r: 4, lora_alpha: 8, target_modules: all-linear, task_type: CAUSAL_LM}"
+
+
+def test_rl_with_lora_merges_sft_for_grpo(sample_dir, tiny_model, tmp_path, capsys):
     """gpu_1x's path (peft) on CPU: SFT 1 step -> merged full model -> GRPO 1 step on it."""
     annotations = sample_dir / "annotations"
     code = main(["rl", "--output-dir", str(tmp_path), "--set", f"model={tiny_model}",
                  "--set", f"data.sft={annotations / 'sft.parquet'}",
                  "--set", f"data.rl={annotations / 'rl.parquet'}",
                  "--set", f"data.video_dir={sample_dir / 'videos'}",
-                 "--set", "peft={r: 4, lora_alpha: 8, target_modules: all-linear, "
-                          "task_type: CAUSAL_LM}",
+                 "--set", LORA,
                  "--set", "sft.max_steps=1", "--set", "grpo.max_steps=1",
                  "--set", "grpo.per_device_train_batch_size=2",
                  "--set", "grpo.num_generations=2"])
@@ -219,6 +221,15 @@ def test_rl_with_lora_merges_sft_for_grpo(sample_dir, tiny_model, tmp_path):
     assert not any("embed_tokens" in name for name in changed)  # untargeted: untouched
     grpo_log = _log(tmp_path / "grpo" / "metrics.jsonl")
     assert grpo_log and all(e["judge"].startswith("similarity") for e in grpo_log)
+    # Crashed after the last checkpoint, before final/: the adapter is restored from it.
+    run = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "sft", run / "sft", ignore=shutil.ignore_patterns("final"))
+    capsys.readouterr()
+    assert _sft_cli(run, sample_dir, tiny_model, "--resume", "--set", LORA,
+                    "--set", "sft.max_steps=1") == 0
+    assert "already complete at" in capsys.readouterr().out
+    restored = _weights(str(run / "sft" / "final"))
+    assert all(torch.equal(restored[name], merged[name]) for name in merged)
 
 
 def test_resume_per_stage(tmp_path, capsys):

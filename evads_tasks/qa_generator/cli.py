@@ -18,7 +18,7 @@ from pathlib import Path
 from evads_density.analysis import Settings as DensitySettings
 from evads_density.analysis import check_backends
 from evads_density.availability import BackendUnavailable
-from evads_density.cli import checked_number
+from evads_density.cli import HelpFormatter, checked_number
 
 from ..annotations import AnnotationError
 from ..chat_client import (
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "answerability and duplicates. Writes DIR/annotations.parquet (the test "
                     "schema: EVADS_ANNOTATIONS=DIR/annotations.parquet lmms_eval --tasks "
                     "evads), candidates.jsonl, report.md. Rerun the same command to resume.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("source", help="a folder of videos, one video, or an annotation file / hub "
                                   "id (its metadata is used as is)")
     p.add_argument("--out", required=True, type=Path, help="output folder (resumed if present)")

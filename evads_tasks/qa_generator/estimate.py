@@ -24,6 +24,8 @@ from .prompts import answerer_messages, blind_messages, proposer_messages
 from .roles import ROLES
 from .settings import GeneratorSettings
 
+# About a token each: CJK punctuation, kana, Han and Hangul. Wider on purpose than
+# text_units.CJK_RANGES (Han ideographs only), which counts words, not tokens.
 _CJK = re.compile(r"[\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 TOKENS_PER_FRAME = 256
 UNITS_PER_SECOND = 5.08 + 18.66      # the paper's Aden + Oden for E-VAds
