@@ -28,8 +28,6 @@ if TYPE_CHECKING:  # the judge package imports this module (ServedModels): no cy
 logger = logging.getLogger(__name__)
 
 PRICE_ENV = "EVADS_JUDGE_PRICE"
-USAGE_KEYS = ("requested_model", "served_model", "prompt_tokens", "completion_tokens",
-              "cached", "calls")
 _COUNTS = ("verdicts", "calls", "cached", "prompt_tokens", "completion_tokens",
            "cached_prompt_tokens", "cached_completion_tokens", "without_usage")
 
@@ -162,11 +160,6 @@ class ServedModels:
             logger.warning("WARNING: judge %s: the server now answers as model %r, earlier "
                            "as %r: its alias changed within this run", self.judge, served,
                            first)
-
-    @property
-    def seen(self) -> list[str]:
-        with self._lock:
-            return list(self._seen)
 
 
 def format_tokens(totals: Mapping, price: Price | None = None) -> str:

@@ -87,11 +87,6 @@ class OfficialScript:
     question_template: QuestionTemplate
     judge_call: JudgeCall
 
-    def describe(self) -> dict:
-        """What results record about the script."""
-        return {"path": str(self.path), "sha256": self.sha256,
-                "same_as_checked_version": self.sha256 == CHECKED_SHA256}
-
 
 def _unusable(what: str) -> OfficialScriptError:
     return OfficialScriptError(

@@ -103,10 +103,8 @@ class JudgeCache:
 
     def get(self, key: str) -> tuple[float, str] | None:
         """(score, raw reply) for a cached key, else None."""
-        with self._lock:
-            row = self._connection.execute(
-                "SELECT score, raw FROM verdicts WHERE key = ?", (key,)).fetchone()
-        return None if row is None else (float(row[0]), str(row[1]))
+        hit = self.get_verdict(key)
+        return None if hit is None else (hit.score, hit.raw)
 
     def _add_usage_columns(self) -> None:
         have = {row[1] for row in self._connection.execute("PRAGMA table_info(verdicts)")}

@@ -26,8 +26,6 @@ from ..chat_client import (
     DEFAULT_TIMEOUT_S,
     ChatClient,
     ChatError,
-    backoff_delay,
-    retry_after_seconds,
 )
 from ..judge_accounting import ServedModels
 from ..redaction import REDACTED
@@ -41,8 +39,7 @@ logger = logging.getLogger(__name__)
 # At temperature 0 a judge tends to repeat an unparseable reply: one more try, not six.
 DEFAULT_UNPARSEABLE_ATTEMPTS = 2
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_MAX_ATTEMPTS", "DEFAULT_RETRY_BUDGET_S",
-           "DEFAULT_TIMEOUT_S", "DEFAULT_UNPARSEABLE_ATTEMPTS", "HttpJudge", "backoff_delay",
-           "retry_after_seconds"]
+           "DEFAULT_TIMEOUT_S", "DEFAULT_UNPARSEABLE_ATTEMPTS", "HttpJudge"]
 
 
 class HttpJudge:
@@ -110,14 +107,16 @@ class HttpJudge:
 
     def request_key(self, request: JudgeRequest) -> str:
         """The cache key of a request: what a dry run looks up to count the calls left."""
-        return cache_key(self.model, self.endpoint, self.protocol.messages(request),
-                         self.protocol.cache_params())
+        return self._key(self.protocol.messages(request))
+
+    def _key(self, messages: list[dict[str, str]]) -> str:
+        return cache_key(self.model, self.endpoint, messages, self.protocol.cache_params())
 
     def judge(self, request: JudgeRequest) -> JudgeResult:
         if self.protocol.empty_by_rule and not request.answer.strip():
             return no_answer_result(self.name)
         messages = self.protocol.messages(request)
-        key = self.request_key(request)
+        key = self._key(messages)
         if self.cache is not None and (hit := self.cache.get_verdict(key)) is not None:
             return self._result(hit.score, hit.raw, None, cached=True,
                                 prompt_tokens=hit.prompt_tokens,

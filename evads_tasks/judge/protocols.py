@@ -64,7 +64,6 @@ class JudgeProtocol:
         return {"protocol": self.name, **self.call_params}
 
 
-
 EVADS_PROTOCOL = JudgeProtocol(
     name=EVADS, answer_messages=build_messages, parse_answer=parse_score,
     call_params=MappingProxyType({"temperature": 0}))
