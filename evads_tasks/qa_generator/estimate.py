@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..annotations import TASK_CODES
 from ..judge import JudgeRequest, build_messages
+from ..judge_accounting import Price
 from .inputs import VideoInput
 from .prompts import answerer_messages, blind_messages, proposer_messages
 from .roles import ROLES
@@ -74,10 +75,6 @@ class Estimate:
     completion_tokens: float
     exact_metadata: int      # videos whose real metadata was measured
 
-    def cost(self, price_in: float, price_out: float) -> float:
-        """US dollars at the given prices per million tokens."""
-        return (self.prompt_tokens * price_in + self.completion_tokens * price_out) / 1e6
-
 
 def video_cost(metadata: str, settings: GeneratorSettings) -> tuple[float, float, float]:
     """(calls, prompt tokens, completion tokens) expected for one video."""
@@ -129,7 +126,8 @@ def render(result: Estimate, price_in: float | None, price_out: float | None) ->
         f"(~{result.completion_tokens / per:,.0f} per video)",
     ]
     if price_in is not None or price_out is not None:
-        cost = result.cost(price_in or 0.0, price_out or 0.0)
+        cost = Price(price_in or 0.0, price_out or 0.0).cost(result.prompt_tokens,
+                                                             result.completion_tokens)
         lines.append(f"  cost       ~${cost:,.2f} at ${price_in or 0:g} / ${price_out or 0:g} "
                      "per million input / output tokens")
     return "\n".join(lines)

@@ -14,11 +14,10 @@ import copy
 import json
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ..chat_client import ChatClient, ChatError
 from ..judge import (
-    NO_ANSWER,
     Judge,
     JudgeCache,
     JudgeRequest,
@@ -61,9 +60,7 @@ class CallStats:
     estimated_completion_tokens: Counter = field(default_factory=Counter)
 
     def to_dict(self) -> dict:
-        return {name: dict(getattr(self, name)) for name in
-                ("calls", "cached", "failed", "prompt_tokens", "completion_tokens",
-                 "estimated_prompt_tokens", "estimated_completion_tokens")}
+        return {f.name: dict(getattr(self, f.name)) for f in fields(self)}
 
 
 class LLM:
@@ -131,7 +128,7 @@ class LLM:
             result = self.judge.judge(request)
         # an LLM judge's verdict, fresh or cached (the similarity judge and the empty-answer
         # rule call nothing): what judging costs from scratch
-        asked = (result.calls > 0 or result.cached) and result.raw != NO_ANSWER
+        asked = result.calls > 0 or result.cached
         fresh = not result.cached
         self._count("judge", calls=result.calls, cached=int(result.cached),
                     failed=int(result.score is None),

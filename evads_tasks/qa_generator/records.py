@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from ..annotations import TASKS, Event
+from ..annotations import TASK_CODES, Event
 
 # Candidate statuses: not decided yet, kept in the output, failed a check, or not needed.
 PENDING, SELECTED, REJECTED, UNSELECTED = "pending", "selected", "rejected", "unselected"
@@ -116,8 +116,7 @@ class VideoResult:
     def picks(self) -> list[CandidateRecord]:
         """The selected candidates in task order."""
         by_id = {c.id: c for c in self.candidates}
-        return [by_id[self.selected[task]] for task in sorted(
-            self.selected, key=lambda t: list(TASKS).index(t))]
+        return [by_id[self.selected[task]] for task in TASK_CODES if task in self.selected]
 
     def to_dict(self) -> dict:
         return {"video_id": self.video_id, "status": self.status, "category": self.category,

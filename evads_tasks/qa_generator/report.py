@@ -60,11 +60,13 @@ def summarize(results: Sequence[VideoResult], run: dict) -> dict:
     candidates = [c for r in results for c in r.candidates]
     replies = [reply for r in results for reply in r.replies]
     grounded = [c for c in candidates if "grounding" in c.checks]
+    passed = sum(c.checks["grounding"]["ok"] for c in grounded)
     items = [i for c in grounded for i in c.checks["grounding"]["items"]]
     deduped = [c for c in candidates if "duplicate" in c.checks]
+    duplicates = sum(not c.checks["duplicate"]["ok"] for c in deduped)
     selected = [c for c in candidates if c.status == SELECTED]
     accepted = sum(len(r.selected) for r in results if r.status in (COMPLETE, PARTIAL))
-    calls = sum(stats["calls"].values())
+    replies_used = sum(stats["calls"].values()) + sum(stats["cached"].values())
     statuses = Counter(r.status for r in results)
     usable = sum(r.status != UNUSABLE for r in results)
     tasks_seen = sorted({c.task for c in candidates} - set(TASK_CODES))
@@ -78,16 +80,12 @@ def summarize(results: Sequence[VideoResult], run: dict) -> dict:
         "per_task": _group(candidates, "task", [*TASK_CODES, *tasks_seen]),
         "rejections": dict(Counter(c.rejection for c in candidates if c.rejection)
                            .most_common()),
-        "grounding": {"checked": len(grounded),
-                      "grounded": sum(c.checks["grounding"]["ok"] for c in grounded),
-                      "rate": _rate(sum(c.checks["grounding"]["ok"] for c in grounded),
-                                    len(grounded)),
+        "grounding": {"checked": len(grounded), "grounded": passed,
+                      "rate": _rate(passed, len(grounded)),
                       "evidence_items": len(items),
                       "item_rate": _rate(sum(i["ok"] for i in items), len(items))},
-        "duplicates": {"checked": len(deduped),
-                       "duplicates": sum(not c.checks["duplicate"]["ok"] for c in deduped),
-                       "rate": _rate(sum(not c.checks["duplicate"]["ok"] for c in deduped),
-                                     len(deduped))},
+        "duplicates": {"checked": len(deduped), "duplicates": duplicates,
+                       "rate": _rate(duplicates, len(deduped))},
         "answer_words": {"selected": distribution([word_count(c.answer) for c in selected]),
                          "all": distribution([word_count(c.answer) for c in candidates])},
         "scores": {name: distribution([c.checks[name].get("score") for c in candidates
@@ -96,9 +94,9 @@ def summarize(results: Sequence[VideoResult], run: dict) -> dict:
         "reply_errors": dict(Counter(r["error_kind"] for r in replies if r["error_kind"])),
         "replies": len(replies),
         "calls": stats,
-        "calls_per_accepted": _rate(calls + sum(stats["cached"].values()), accepted),
+        "calls_per_accepted": _rate(replies_used, accepted),
         "per_video": {name: _rate(total, usable) for name, total in (
-            ("replies", calls + sum(stats["cached"].values())),
+            ("replies", replies_used),
             ("prompt_tokens", sum(stats["estimated_prompt_tokens"].values())),
             ("completion_tokens", sum(stats["estimated_completion_tokens"].values())))},
         "accepted": accepted,

@@ -30,12 +30,11 @@ from .state import RunFolder
 @dataclass
 class RunOutcome:
     results: list[VideoResult]     # every video's latest result, in input order
-    done_now: int                  # videos generated in this run
     resumed: int                   # videos found finished in the folder
 
 
 def _meta(item: VideoInput, perceived: dict[str, VideoMeta], perceiver: Perceiver | None,
-          probes: dict, folder: RunFolder, handle, lock: threading.Lock) -> VideoMeta:
+          probes: dict, handle, lock: threading.Lock) -> VideoMeta:
     if not item.raw:
         return from_record(item.record, item.video_path)
     if item.video_id in perceived:
@@ -79,7 +78,7 @@ def run_videos(items: Sequence[VideoInput], folder: RunFolder, generator: Genera
         for item in todo:
             if fatal:
                 break
-            meta = _meta(item, perceived, perceiver, probes, folder, perception_log, lock)
+            meta = _meta(item, perceived, perceiver, probes, perception_log, lock)
             urls = frame_urls(item.video_path, frames) if frames and item.video_path and \
                 not meta.error else None
             future = pool.submit(generator.process, meta, urls)
@@ -94,4 +93,4 @@ def run_videos(items: Sequence[VideoInput], folder: RunFolder, generator: Genera
         raise fatal[0]  # a FatalLLMError, or a bug: never swallowed
     results = {**finished, **new}
     return RunOutcome([results[item.video_id] for item in items if item.video_id in results],
-                      len(new), len(finished))
+                      len(finished))

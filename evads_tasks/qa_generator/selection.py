@@ -12,7 +12,6 @@ undecided for this run; a rerun asks again from the cache.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -42,14 +41,11 @@ def llm_checks(llm: LLM, meta: VideoMeta, candidate: CandidateRecord,
 
     A failure is recorded as the candidate's rejection (answerability before blind).
     """
-    found: dict[str, dict] = {}
-    side = threading.Thread(target=lambda: found.update(blind=blind(llm, meta, candidate,
-                                                                    settings)))
-    side.start()
-    found["answerable"] = answerability(llm, meta, candidate, settings)
-    side.join()
-    candidate.checks.update(found)
-    answerable, guessed = found["answerable"], found["blind"]
+    with ThreadPoolExecutor(max_workers=1) as side:
+        blind_check = side.submit(blind, llm, meta, candidate, settings)
+        answerable = answerability(llm, meta, candidate, settings)
+        guessed = blind_check.result()  # its exception (a FatalLLMError) raised here
+    candidate.checks.update(answerable=answerable, blind=guessed)
     if answerable.get("ok") is False:
         candidate.reject("unanswerable", answerable["detail"])
         return False

@@ -21,6 +21,7 @@ from pathlib import Path
 from evads_density.cli import changed_settings
 from evads_density.runner import read_finished
 
+from . import output, report
 from .records import RETRY, VideoMeta, VideoResult
 
 SETTINGS = "settings.json"
@@ -28,11 +29,12 @@ PERCEPTION = "perception.jsonl"
 VIDEOS = "videos.jsonl"
 CACHE = "cache"
 # What --fresh removes: the run's own files, never the cache or unrelated files.
-RUN_FILES = (SETTINGS, PERCEPTION, VIDEOS, "annotations.parquet", "annotations.jsonl",
-             "candidates.jsonl", "report.md", "report.png", "summary.json")
+RUN_FILES = (SETTINGS, PERCEPTION, VIDEOS, output.ANNOTATIONS, output.ANNOTATIONS_JSONL,
+             output.CANDIDATES, report.REPORT, report.CHART, report.SUMMARY)
 # Files it removes inside folders (the links to the videos, the density report): a folder
 # that holds anything else, such as the user's own videos, keeps it.
-RUN_FOLDERS = {"videos": None, "density": ("report.md", "density.png", "summary.json")}
+RUN_FOLDERS = {output.VIDEOS: None,
+               report.DENSITY: ("report.md", "density.png", "summary.json")}
 
 
 class SettingsMismatch(ValueError):
