@@ -12,6 +12,12 @@ PROFILE ?= $(or $(INSTALLED_PROFILE),cpu)
 LOCK := locks/$(PROFILE).txt
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
+# The venv with the pinned uv, which make install and make lock both start from.
+define ENSURE_UV
+test -x $(VENV)/bin/python || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+test -x $(UV) && $(UV) --version | grep -q " $(UV_VERSION)" || \
+  $(VENV)/bin/python -m pip install -q "uv==$(UV_VERSION)"
+endef
 # Resolve for Linux x86_64 / CPython 3.11 whatever machine runs `make lock`.
 LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28
 CPU_EXTRAS := --extra density --extra rl --extra dev
@@ -40,9 +46,7 @@ install-gpu:  ## install the gpu lock (vllm, trl[vllm], deepspeed) on a CUDA mac
 # Re-runs when the lock, the package metadata or the profile changes (the stamp names them).
 $(VENV)/.installed: $(LOCK) setup.cfg pyproject.toml $(if $(filter-out $(PROFILE),$(INSTALLED_PROFILE)),FORCE)
 	@$(MAKE) --no-print-directory system-packages
-	test -x $(VENV)/bin/python || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
-	test -x $(UV) && $(UV) --version | grep -q " $(UV_VERSION)" || \
-	  $(VENV)/bin/python -m pip install -q "uv==$(UV_VERSION)"
+	$(ENSURE_UV)
 	$(UV) pip sync --python $(PY) $(LOCK)
 	$(UV) pip install --python $(PY) --no-deps -e .
 	$(PY) -c "import torch, torchvision; from torchvision.ops import nms; print('installed $(LOCK): torch', torch.__version__, 'torchvision', torchvision.__version__)"
@@ -52,7 +56,7 @@ $(VENV)/.installed: $(LOCK) setup.cfg pyproject.toml $(if $(filter-out $(PROFILE
 FORCE:
 
 lock:  ## re-resolve locks/gpu.txt, then locks/cpu.txt inside it, from setup.cfg (Linux x86_64, Python 3.11)
-	@test -x $(UV) || { test -x $(VENV)/bin/python || python3 -m venv $(VENV); $(VENV)/bin/python -m pip install -q "uv==$(UV_VERSION)"; }
+	@$(ENSURE_UV)
 	@mkdir -p locks
 	$(UV) pip compile setup.cfg --all-extras $(LOCK_TARGET) $(LOCK_FLAGS) -o locks/gpu.txt
 	$(UV) pip compile setup.cfg $(CPU_EXTRAS) -c locks/gpu.txt $(LOCK_TARGET) $(LOCK_FLAGS) -o locks/cpu.txt

@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
-# The judge configured in the environment, else the offline similarity fallback.
-JUDGE = {} if os.environ.get("EVADS_JUDGE_BASE_URL") else {"EVADS_JUDGE": "similarity"}
+# The judge configured in the environment, else the offline similarity fallback: the
+# fallback make eval sets, for evads_tasks.judge.config (the one place that decides) to apply.
+JUDGE = {"EVADS_JUDGE_FALLBACK": os.environ.get("EVADS_JUDGE_FALLBACK") or "similarity"}
 
 
 def cuda_device() -> str | None:

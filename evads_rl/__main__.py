@@ -69,12 +69,13 @@ def _validate(config: dict, root: Path) -> int:
     settings (bf16, vLLM on CUDA) are parsed as on CPU and said to be unchecked."""
     import torch
 
-    from . import train
+    from .data import STAGES
+    from .settings import check_settings, missing_paths
 
     gpu = torch.cuda.is_available()
-    train.check_settings(config, {stage: root / stage for stage in train.STAGES},
-                         neutral_hardware=not gpu)
-    for problem in train.missing_paths(config):
+    check_settings(config, {stage: root / stage for stage in STAGES},
+                   neutral_hardware=not gpu)
+    for problem in missing_paths(config):
         print(f"note: {problem}", flush=True)
     hardware = "" if gpu else " (hardware not checked: no GPU here)"
     print(f"{config['_source']}: valid: SFTConfig, GRPOConfig, LoRA and evads settings"
@@ -113,11 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     apply_protocol_flag(getattr(args, "protocol", None))  # launched stages inherit it
     from . import train
+    from .data import STAGES
+    from .resume import stage_resumes
+    from .settings import check_settings, require_paths
 
-    stages = train.STAGES if args.command in ("rl", "validate") else (args.command,)
+    stages = STAGES if args.command in ("rl", "validate") else (args.command,)
     model = getattr(args, "model", None)
     try:
-        resumes = train.stage_resumes(getattr(args, "resume", None), stages)
+        resumes = stage_resumes(getattr(args, "resume", None), stages)
         config = load_config(args.config, args.overrides)
         if args.output_dir:
             config["output_dir"] = args.output_dir
@@ -125,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(config, root)
         # Every stage's settings and inputs, before any frame is decoded or step trained.
-        train.check_settings(config, {stage: root / stage for stage in stages})
-        train.require_paths(config, stages, model)
+        check_settings(config, {stage: root / stage for stage in stages})
+        require_paths(config, stages, model)
     except (ValueError, FileNotFoundError) as error:  # ConfigError and friends: user input
         parser.exit(2, f"{parser.prog} {args.command}: error: {error}\n")
     if config.get("accelerate_config") and not _launched():

@@ -86,9 +86,9 @@ class JudgeErrorWindow:
         self._batches: deque[tuple[int, int]] = deque(maxlen=rule.batches)
         self.last_error: str | None = None
 
-    def add_batch(self, requests: int, errors: int, error: str | None = None) -> float:
-        """Record one reward batch (``error``: one of its judge errors); returns its error
-        share (0 without requests). Raises JudgeFailureError when the window breaks the rule."""
+    def add_batch(self, requests: int, errors: int, error: str | None = None) -> None:
+        """Record one reward batch (``error``: one of its judge errors). Raises
+        JudgeFailureError when the window breaks the rule."""
         with self._lock:
             self.last_error = error or self.last_error
             if requests:
@@ -103,4 +103,3 @@ class JudgeErrorWindow:
                         f"above judge_stop.max_error_rate={self.rule.max_error_rate:g}): "
                         f"the reward would be the format term alone; last error: "
                         f"{self.last_error or '?'}")
-        return errors / requests if requests else 0.0

@@ -145,7 +145,7 @@ def restore_adapter(model, checkpoint: str) -> None:
     model.load_adapter(checkpoint, adapter_name=model.active_adapter, is_trainable=True)
 
 
-def _train_or_restore(trainer, stage: str, checkpoint: str | None, config: dict) -> None:
+def train_or_restore(trainer, stage: str, checkpoint: str | None, config: dict) -> None:
     """Train (resuming from ``checkpoint``), or, when the checkpoint is the stage's last step
     and only ``final/`` is missing, restore it without training another step."""
     if checkpoint_is_last(checkpoint, trainer.args):

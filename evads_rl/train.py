@@ -20,7 +20,6 @@ stages.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 from collections.abc import Mapping
@@ -30,17 +29,17 @@ from pathlib import Path
 from evads_tasks.tiny_model import NOTICE_FILE, ensure_tiny_vlm, is_tiny_random
 
 from .callbacks import StepLogCallback
-from .data import STAGES, build_dataset
+from .data import build_dataset
 from .judge_guard import JudgeErrorWindow, JudgeFailureError
 from .judging import MGGRPORewards, MGJudgeScorer, make_judge
 from .resume import (
     RUN_INFO_FILE,
-    _train_or_restore,
     finished_final,
     resume_checkpoint,
     save_stopped_checkpoint,
     stage_resumes,
     starting_weights,
+    train_or_restore,
 )
 from .rewards import RewardWeights
 from .settings import (
@@ -48,19 +47,11 @@ from .settings import (
     TINY_PREFIX,
     check_settings,
     frame_settings,
-    grpo_args,
     judge_stop_rule,
-    missing_paths,
     peft_config,
     require_paths,
-    sft_args,
 )
 
-__all__ = ["RUN_INFO_FILE", "STAGES", "StageResult", "check_settings", "grpo_args",
-           "make_judge", "missing_paths", "model_notice", "peft_config", "require_paths",
-           "resolve_model", "run_grpo", "run_rl", "run_sft", "sft_args", "stage_resumes"]
-
-log = logging.getLogger(__name__)
 ADAPTER_DIR = "adapter"
 
 
@@ -164,7 +155,7 @@ def run_sft(config: dict, output_dir: str | os.PathLike, resume: bool | str | No
     trainer = SFTTrainer(model=starting_weights(model, checkpoint, config),
                          args=args, train_dataset=dataset, peft_config=peft_config(config),
                          callbacks=[StepLogCallback(output_dir, "sft", notice)])
-    _train_or_restore(trainer, "sft", checkpoint, config)
+    train_or_restore(trainer, "sft", checkpoint, config)
     final = _finish(trainer, output_dir, model, {"stage": "sft", "judge": None})
     return StageResult(trainer, final)
 
@@ -189,7 +180,7 @@ def run_grpo(config: dict, output_dir: str | os.PathLike, resume: bool | str | N
                           train_dataset=dataset, peft_config=peft_config(config),
                           callbacks=[StepLogCallback(output_dir, "grpo", notice, judge.name)])
     try:
-        _train_or_restore(trainer, "grpo", checkpoint, config)
+        train_or_restore(trainer, "grpo", checkpoint, config)
     except JudgeFailureError as error:
         # Raised while scoring a batch, before its update: the model is the last step's.
         for callback in trainer.callback_handler.callbacks:  # the error must be the last line

@@ -20,15 +20,9 @@ from judge_server import JudgeServer
 
 from evads_rl.__main__ import main
 from evads_rl.config import load_config
-from evads_rl.train import (
-    RUN_INFO_FILE,
-    grpo_args,
-    peft_config,
-    run_grpo,
-    run_sft,
-    sft_args,
-    stage_resumes,
-)
+from evads_rl.resume import RUN_INFO_FILE, stage_resumes
+from evads_rl.settings import grpo_args, peft_config, sft_args
+from evads_rl.train import run_grpo, run_sft
 from evads_tasks.judge import HttpJudge
 from evads_tasks.judge.prompts import SECTION_ANSWER, SECTION_TRACE, read_sections
 from evads_tasks.scoring import LEVELS
