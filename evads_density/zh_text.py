@@ -13,14 +13,13 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from evads_tasks.text_units import CJK_RANGES
+from evads_tasks.text_units import CJK_RANGES, HAN
 
 _DIGITS = "零一二三四五六七八九"
 _SMALL_UNITS = ("", "十", "百", "千")
 _BIG_UNITS = ("", "万", "亿", "万亿")
 _NUMBER = re.compile(r"(\d+(?:,\d{3})*)(?:\.(\d+))?(%?)")
 _KEPT = re.compile(rf"[{CJK_RANGES}a-z]")
-_HAN = re.compile(rf"[{CJK_RANGES}]")
 
 
 @lru_cache(maxsize=1)
@@ -38,7 +37,7 @@ def to_simplified(text: str) -> str:
 
 def count_cjk(text: str) -> int:
     """CJK characters in ``text``: the speech units of a Chinese line said as written."""
-    return len(_HAN.findall(text))
+    return len(HAN.findall(text))
 
 
 def _below_10000(n: int) -> str:

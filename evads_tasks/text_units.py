@@ -12,6 +12,8 @@ import re
 
 CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
 _LATIN = "A-Za-z\u00c0-\u024f"
+# One Han (CJK ideograph) character: the unit Chinese text is counted in.
+HAN = re.compile(rf"[{CJK_RANGES}]")
 UNIT = re.compile(rf"[{CJK_RANGES}]|[{_LATIN}]+(?:['\u2019][{_LATIN}]+)*|\d+(?:[.,:]\d+)*")
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from ...text_units import CJK_RANGES
+from ...text_units import HAN
 
 MIN_SHARE = 0.6
 _SCRIPTS = {
-    "han": re.compile(rf"[{CJK_RANGES}]"),
+    "han": HAN,
     "kana": re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]"),
     "hangul": re.compile(r"[\uac00-\ud7af\u1100-\u11ff]"),
     "thai": re.compile(r"[\u0e00-\u0e7f]"),
