@@ -57,12 +57,8 @@ def quadratic_kappa(a: Sequence[float], b: Sequence[float],
     _check_pairs(a, b)
     if not a:
         return math.nan
-    categories = list(categories) if categories is not None else kappa_categories(a, b)
-    index = {value: i for i, value in enumerate(categories)}
-    k = len(categories)
-    observed = np.zeros((k, k))
-    for x, y in zip(a, b, strict=True):
-        observed[index[x], index[y]] += 1
+    observed = np.array(confusion(a, b, categories)[1], dtype=float)
+    k = len(observed)
     expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / observed.sum()
     weights = (np.arange(k)[:, None] - np.arange(k)[None, :]) ** 2
     disagreement = float((weights * expected).sum())

@@ -59,7 +59,8 @@ def agreement(pairs: Sequence[Pair]) -> dict:
     ``kappa`` (quadratic-weighted), ``spearman``, ``shift_low``/``shift_high`` (the bootstrap
     95% interval of the mean difference): :mod:`evads_tasks.agreement`.
     """
-    both = [(x.score, y.score) for x, y in pairs if x.score is not None and y.score is not None]
+    xs, ys = judged_in_both(pairs)
+    both = list(zip(xs, ys, strict=True))
     n = len(both)
     levels: dict[float, Counter] = defaultdict(Counter)
     for x, y in both:
@@ -75,17 +76,20 @@ def agreement(pairs: Sequence[Pair]) -> dict:
         "mean_difference": share(sum(y - x for x, y in both)),
         "mean_abs_difference": share(sum(abs(y - x) for x, y in both)),
         "levels": {x: dict(sorted(row.items())) for x, row in sorted(levels.items())},
-        **{key: value for key, value in judge_agreement(
-            [x for x, _ in both], [y for _, y in both]).items()
+        **{key: value for key, value in judge_agreement(xs, ys).items()
            if key in ("kappa", "spearman", "shift_low", "shift_high")},
     }
 
 
+def judged_in_both(pairs: Sequence[Pair]) -> tuple[list[float], list[float]]:
+    """A's and B's scores of the questions judged in both runs, in the pairs' order."""
+    both = [(x.score, y.score) for x, y in pairs if x.score is not None and y.score is not None]
+    return [x for x, _ in both], [y for _, y in both]
+
+
 def judged_pairs(comparison: dict) -> tuple[list[float], list[float]]:
     """A's and B's scores of the questions judged in both runs (the confusion matrix's)."""
-    both = [(x.score, y.score) for x, y in comparison["pairing"].pairs
-            if x.score is not None and y.score is not None]
-    return [x for x, _ in both], [y for _, y in both]
+    return judged_in_both(comparison["pairing"].pairs)
 
 
 def agreement_by_task(pairs: Sequence[Pair]) -> dict[str, dict]:

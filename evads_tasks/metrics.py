@@ -163,13 +163,18 @@ def count_excluded(items: Sequence[Mapping]) -> int:
     return max((int(item.get(EXCLUDED_KEY) or 0) for item in items), default=0)
 
 
+def task_name(code: str) -> str:
+    """The lmms-eval task of a task code (``BP`` -> ``evads_bp``)."""
+    return f"evads_{code.lower()}"
+
+
 def excluded_per_task(results: Mapping) -> dict[str, int]:
     """Per task code, the questions an lmms-eval results JSON says were left out for a bad
     video (only the tasks with some)."""
     from .annotations import TASK_CODES
 
     rows = results.get("results") or {}
-    counts = {code: (rows.get(f"evads_{code.lower()}") or {}).get(f"{EXCLUDED_METRIC},none")
+    counts = {code: (rows.get(task_name(code)) or {}).get(f"{EXCLUDED_METRIC},none")
               for code in TASK_CODES}
     return {code: int(n) for code, n in counts.items() if isinstance(n, (int, float)) and n}
 

@@ -51,16 +51,20 @@ from .metrics import (
     METRICS,
     RUN_METRIC,
     USAGE_METRIC,
+    count_excluded,
     run_settings,
     same_over_tasks,
+    task_name,
 )
 from .scored_runs import (
     AUTHORS_OUTPUT,
     RUN_FACTS_KEY,
     authors_rows,
     find_run,
+    logged_samples,
     model_info,
-    read_samples,
+    read_results,
+    scored_samples,
 )
 
 PROGRESS_FILE = "rescore_progress.jsonl"
@@ -76,11 +80,6 @@ _METRIC_KEYS = (*METRICS, *ALL_METRICS, JUDGE_METRIC, EXCLUDED_METRIC, RUN_METRI
 AUTHORS_INPUTS = ("ques_id", "ques_categories", "question", "answer", "prediction",
                   "evidence", "asr_ocr_meta")
 INPUT_KEYS = ("question", "metadata", "clues", "reference")
-
-
-def task_name(code: str) -> str:
-    """The lmms-eval task of a task code (``BP`` -> ``evads_bp``)."""
-    return f"evads_{code.lower()}"
 
 
 @dataclass(frozen=True)
@@ -142,21 +141,16 @@ def _authors_source(path: Path) -> Source:
 
 def _run_source(path: Path, annotations: str | None) -> Source:
     results_path, sample_paths = find_run(path)
-    try:
-        results = json.loads(results_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{results_path}: not JSON ({exc.msg})") from None
+    results = read_results(results_path)
     predictions, prompts, lacking = [], set(), []
     for sample_path in sample_paths:
         name = sample_path.name.split("_samples_", 1)[1].removesuffix(".jsonl")
-        with sample_path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    prediction = _logged_prediction(line, name, f"{sample_path}, line {number}")
-                    predictions.append(prediction)
-                    prompts.add((prediction.logged.get(RUN_METRIC) or {}).get("prompt"))
-                    if "question" not in prediction.doc:
-                        lacking.append(prediction)
+        for logged, where in logged_samples(sample_path):
+            prediction = _logged_prediction(logged, name, where)
+            predictions.append(prediction)
+            prompts.add((prediction.logged.get(RUN_METRIC) or {}).get("prompt"))
+            if "question" not in prediction.doc:
+                lacking.append(prediction)
     if not predictions:
         raise ValueError(f"the sample logs beside {results_path} are empty")
     if lacking:
@@ -169,11 +163,7 @@ def _run_source(path: Path, annotations: str | None) -> Source:
                   facts.get("model", model), facts.get("random_model", random_model), path)
 
 
-def _logged_prediction(line: str, name: str, where: str) -> Prediction:
-    try:
-        logged = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{where}: not JSON ({exc.msg})") from None
+def _logged_prediction(logged: object, name: str, where: str) -> Prediction:
     record = logged.get(JUDGE_METRIC) if isinstance(logged, dict) else None
     if not isinstance(record, dict) or "question_id" not in record or "task" not in record:
         raise ValueError(f"{where}: no E-VAds judge record ('{JUDGE_METRIC}' with question_id "
@@ -419,27 +409,30 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
     ``DATE_results.json``), the source's lmms-eval fields kept."""
     from .run_report import score_row, weighted_row
 
-    by_task: dict[str, list[str]] = {}
+    logs: dict[Path, list[dict]] = {}
     for prediction, entry in zip(source.predictions, entries, strict=True):
         kept = {k: v for k, v in prediction.logged.items() if k not in _METRIC_KEYS}
-        by_task.setdefault(prediction.task, []).append(
-            json.dumps({**kept, **entry["values"]}, ensure_ascii=False))
-    paths = []
-    for name, lines in by_task.items():
-        path = out / f"{date_id}_samples_{name}.jsonl"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        paths.append(path)
-    samples, _ = read_samples(paths)
+        logs.setdefault(out / f"{date_id}_samples_{prediction.task}.jsonl", []).append(
+            {**kept, **entry["values"]})
+    for path, logged in logs.items():
+        path.write_text("".join(json.dumps(sample, ensure_ascii=False) + "\n"
+                                for sample in logged), encoding="utf-8")
+    # scored as read_samples would read the logs back (the report reads them once, later)
+    samples, _ = scored_samples((sample, f"{path}, line {number}")
+                                for path, logged in logs.items()
+                                for number, sample in enumerate(logged, 1))
+    values: dict[str, list[dict]] = {}  # per task code, its samples' metric values
+    for entry in entries:
+        values.setdefault(entry["values"][JUDGE_METRIC]["task"], []).append(entry["values"])
     rows, usages, excluded, runs = {}, {}, {}, {}
     for code in TASK_CODES:
         mine = [s for s in samples if s.task == code]
         if mine:
             rows[code] = score_row(mine)
             usages[code] = usage_totals(s.usage for s in mine if s.usage is not None)
-            excluded[code] = max(int(p.doc[EXCLUDED_KEY] or 0) for p in source.predictions
-                                 if p.doc["task"] == code)
-            runs[code] = run_settings([e["values"][RUN_METRIC] for e in entries
-                                       if e["values"][JUDGE_METRIC]["task"] == code])
+            # the aggregations the task YAML gives lmms-eval for these metrics
+            excluded[code] = count_excluded([v[EXCLUDED_METRIC] for v in values[code]])
+            runs[code] = run_settings([v[RUN_METRIC] for v in values[code]])
     source_rows = source.results.get("results") or {}
     results: dict = {}
     for code, row in rows.items():

@@ -18,7 +18,7 @@ import csv
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -26,7 +26,7 @@ from typing import NamedTuple
 from .annotations import TASK_CODES, TASKS, canonical_category, task_code
 from .judge.protocols import EVADS, OFFICIAL
 from .metrics import JUDGE_METRIC, RUN_METRIC, USAGE_METRIC, excluded_per_task
-from .scoring import check_level, r2, r3
+from .scoring import r2, r3, r5
 from .tiny_model import is_tiny_random, looks_tiny_random
 
 RESULTS_GLOB = "*_results.json"  # what lmms-eval's EvaluationTracker names a run's results
@@ -89,41 +89,50 @@ def find_run(results_dir: str | Path, since: float | None = None) -> tuple[Path,
     return results, samples
 
 
+def logged_samples(path: Path) -> Iterator[tuple[object, str]]:
+    """Each sample a JSONL log holds, parsed, with where it is (``FILE, line N``);
+    ValueError naming the line that is not JSON."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                where = f"{path}, line {number}"
+                try:
+                    sample = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{where}: not JSON ({exc.msg})") from None
+                yield sample, where
+
+
 def read_samples(paths: list[Path]) -> tuple[list[ScoredSample], list[dict]]:
     """The judged outcome of every logged sample and the distinct ``evads_run`` settings
     they carry; ValueError naming the file and line."""
+    return scored_samples(logged for path in paths for logged in logged_samples(path))
+
+
+def scored_samples(logged: Iterable[tuple[object, str]]
+                   ) -> tuple[list[ScoredSample], list[dict]]:
+    """:func:`read_samples` of samples already parsed, each with where it is."""
     samples, settings = [], {}
-    for path in paths:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    sample, run = _scored_sample(line, f"{path}, line {number}")
-                    samples.append(sample)
-                    if run is not None:
-                        settings.setdefault(json.dumps(run, sort_keys=True), run)
+    for sample, where in logged:
+        scored, run = _scored_sample(sample, where)
+        samples.append(scored)
+        if run is not None:
+            settings.setdefault(json.dumps(run, sort_keys=True), run)
     return samples, list(settings.values())
 
 
 def _score(value: object, protocol: str, where: str) -> float | None:
-    """A logged score: a level, or under the official protocol any finite number."""
+    """A logged score: a level, or under the official protocol any finite number (R5 is the
+    score so checked)."""
     if value is None:
         return None
     try:
-        if protocol != OFFICIAL:
-            return check_level(value)
-        score = float(value)
-        if not math.isfinite(score):
-            raise ValueError(f"not a finite number: {value!r}")
-        return score
+        return r5(value, strict=protocol != OFFICIAL)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from None
 
 
-def _scored_sample(line: str, where: str) -> tuple[ScoredSample, dict | None]:
-    try:
-        logged = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{where}: not JSON ({exc.msg})") from None
+def _scored_sample(logged: object, where: str) -> tuple[ScoredSample, dict | None]:
     record = logged.get(JUDGE_METRIC) if isinstance(logged, dict) else None
     if not isinstance(record, dict) or "judge_score" not in record:
         raise ValueError(f"{where}: no E-VAds judge record ('{JUDGE_METRIC}'); was the run "
@@ -173,18 +182,24 @@ def model_description(config: dict, run_dir: Path | None = None) -> str:
     return model_info(config, run_dir)[0]
 
 
+def read_results(path: Path) -> dict:
+    """A run's results JSON; ValueError when it is not JSON or not an object."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc.msg})") from None
+    if not isinstance(results, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return results
+
+
 def load_run(results_dir: str | Path, since: float | None = None) -> ScoredRun:
     """An lmms-eval run (the newest results under ``results_dir``, see :func:`find_run`)."""
     results_path, sample_paths = find_run(results_dir, since)
     samples, settings = read_samples(sample_paths)
     if not samples:
         raise ValueError(f"the sample logs beside {results_path} are empty")
-    try:
-        results = json.loads(results_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{results_path}: not JSON ({exc.msg})") from None
-    if not isinstance(results, dict):
-        raise ValueError(f"{results_path}: expected a JSON object")
+    results = read_results(results_path)
     config = results.get("config") or {}
     model, random_model = model_info(config, results_path.parent)
     facts = results.get(RUN_FACTS_KEY) if isinstance(results.get(RUN_FACTS_KEY), dict) else {}
@@ -301,7 +316,6 @@ def load_scored(source: str | Path, since: float | None = None) -> ScoredRun:
     if path.is_file() and path.suffix.lower() in (".csv", ".json"):
         return load_official_results(path)
     return load_run(path, since)
-
 
 
 def annotate_results(results_path: str | Path) -> dict:

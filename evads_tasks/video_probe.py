@@ -237,7 +237,7 @@ def check_videos(videos: Mapping[Path, Sequence[str]], *, mode: str | None = Non
     """
     mode = bad_video_mode() if mode is None else mode
     probes = probe_videos(videos, cache_dir=cache_dir, progress=progress)
-    bad = [(probes[path], ids) for path, ids in sorted(videos.items())
+    bad = [(probes[Path(path)], ids) for path, ids in sorted(videos.items())
            if not probes[Path(path)].ok]
     if bad and mode == "stop":
         raise BadVideosError(bad, len(videos))

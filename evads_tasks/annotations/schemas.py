@@ -129,9 +129,15 @@ def parse_test_row(row: Mapping) -> EvadsRecord:
     )
 
 
-def to_test_row(record: EvadsRecord) -> dict:
-    meta = record.metadata or render_metadata(chinese_category(record.category),
+def authors_metadata(record: EvadsRecord) -> str:
+    """The record's metadata as the authors' files hold it (``asr_ocr_meta``, ``meta_info``):
+    as given, else rendered from the events with the Chinese category name."""
+    return record.metadata or render_metadata(chinese_category(record.category),
                                               record.duration, record.events)
+
+
+def to_test_row(record: EvadsRecord) -> dict:
+    meta = authors_metadata(record)
     return {
         "question": record.question,
         "answer": record.answer,
@@ -300,14 +306,12 @@ def sft_target(record: EvadsRecord) -> str:
 
 def rl_reward_model(record: EvadsRecord) -> dict:
     """The RL split's ``reward_model`` of a record (what verl's reward reads)."""
-    meta = record.metadata or render_metadata(
-        chinese_category(record.category), record.duration, record.events)
     return {
         "accuracy_ratio": record.extra.get("accuracy_ratio", 1),
         "answer": record.answer,
         "format_ratio": record.extra.get("format_ratio", 1),
         "ground_truth": f"<answer>{record.answer}</answer>",
-        "verifier": [{"clues": record.clues, "meta_info": meta}],
+        "verifier": [{"clues": record.clues, "meta_info": authors_metadata(record)}],
     }
 
 

@@ -18,8 +18,7 @@ import os
 import threading
 from functools import lru_cache, partial
 from pathlib import Path
-
-import datasets
+from typing import TYPE_CHECKING
 
 from evads_tasks.annotations import (
     ANNOTATIONS_ENV,
@@ -41,7 +40,10 @@ from evads_tasks.judge.protocols import OFFICIAL, JudgeProtocol
 from evads_tasks.judge_accounting import judge_price, usage_record
 from evads_tasks.metrics import EXCLUDED_KEY, sample_metrics
 from evads_tasks.responses import authors_judged_text, judged_text
-from evads_tasks.video_probe import bad_video_mode, check_videos
+from evads_tasks.video_probe import BadVideosError, bad_video_mode, check_videos
+
+if TYPE_CHECKING:  # imported where used: `datasets` takes seconds, and rescore needs none
+    import datasets
 
 PROMPT_ENV = "EVADS_PROMPT"
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
@@ -93,17 +95,14 @@ def _records(source: str, stamp: int) -> tuple[EvadsRecord, ...]:
     return tuple(load_annotations(source, split="test"))
 
 
-def _load(source: str) -> tuple[EvadsRecord, ...]:
-    path = Path(source).expanduser()
-    return _records(source, path.stat().st_mtime_ns if path.exists() else 0)
-
-
 def task_docs(code: str, task_table: datasets.Dataset) -> datasets.Dataset:
     """``process_docs``: this task's questions, each with its resolved video path.
 
     Fails here, before any inference, on bad annotations, a missing video (naming
     the question id and the path), an unconfigured judge or a bad $EVADS_JUDGE_PRICE.
     """
+    import datasets
+
     if code not in task_table["code"]:
         raise ValueError(f"task {code} is not in the bundled task table {task_table['code']}")
     get_judge()
@@ -159,8 +158,6 @@ def preflight() -> None:
     Only a bad video stops here; any other problem is left for lmms-eval to report as it
     builds the tasks (the wrapper prints its cause).
     """
-    from evads_tasks.video_probe import BadVideosError
-
     try:
         source = annotation_source()
         usable_records(source, video_dir(source))
