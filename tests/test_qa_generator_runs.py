@@ -182,6 +182,9 @@ def test_killed_run_resumes_without_repeating_a_call(sample_dir, tmp_path):
         time.sleep(1.0)  # the answered replies are in the cache by now; the rest hang
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
+        # Calls answered before the kill. Two videos may send the same blind-check prompt at
+        # once (both miss the cache), so distinct prompts can be fewer than calls.
+        answered_calls = len(policy.answered)
         answered = set(policy.answered)
         received = len(server.requests)
         hang["after"] = 10**9
@@ -190,7 +193,7 @@ def test_killed_run_resumes_without_repeating_a_call(sample_dir, tmp_path):
         again = [json.dumps(r["messages"], ensure_ascii=False, sort_keys=True)
                  for r in server.requests[received:]]
     assert second.returncode == 0, output[-3000:]
-    assert len(answered) >= 60
+    assert answered_calls >= 60
     assert not answered & set(again), "a call answered before the kill was asked again"
     assert len(load_annotations(out / "annotations.parquet")) == 35
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
