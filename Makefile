@@ -44,10 +44,13 @@ install-gpu:  ## install the gpu lock (vllm, trl[vllm], deepspeed) on a CUDA mac
 	@$(MAKE) --no-print-directory install PROFILE=gpu
 
 # Re-runs when the lock, the package metadata or the profile changes (the stamp names them).
+# --compile-bytecode: these machines set PYTHONDONTWRITEBYTECODE=1, so without bytecode written
+# at install every process compiles lmms-eval, transformers and torch from source (importing
+# lmms-eval's evaluator took 38 s that way, 7 s with the bytecode; compiling costs ~30 s once).
 $(VENV)/.installed: $(LOCK) setup.cfg pyproject.toml $(if $(filter-out $(PROFILE),$(INSTALLED_PROFILE)),FORCE)
 	@$(MAKE) --no-print-directory system-packages
 	$(ENSURE_UV)
-	$(UV) pip sync --python $(PY) $(LOCK)
+	$(UV) pip sync --python $(PY) --compile-bytecode $(LOCK)
 	$(UV) pip install --python $(PY) --no-deps -e .
 	$(PY) -c "import torch, torchvision; from torchvision.ops import nms; print('installed $(LOCK): torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	echo $(PROFILE) > $(VENV)/.profile
@@ -79,7 +82,7 @@ system-packages:  ## ffmpeg, espeak-ng and CJK fonts (apt) for decoding and the 
 
 sample: $(SAMPLE)/.done  ## generate the bundled sample dataset (deterministic from SEED)
 
-$(SAMPLE)/.done: $(VENV)/.installed $(shell find evads_tasks/sample -name '*.py' 2>/dev/null)
+$(SAMPLE)/.done: $(VENV)/.installed $(shell find evads_tasks/sample -name '*.py' ! -name tiny_model.py 2>/dev/null)
 	$(PY) -m evads_tasks.sample --out $(SAMPLE) --seed $(SEED)
 	touch $@
 
@@ -87,7 +90,7 @@ test: install  ## run the test suite (the README's test command)
 	$(PY) -m pytest -q tests
 
 lint: install  ## ruff
-	$(VENV)/bin/ruff check evads_tasks evads_density evads_rl tests bench
+	$(VENV)/bin/ruff check evads_tasks evads_density evads_rl evads_generate tests bench
 
 demo: demo-annotations demo-eval demo-density demo-rl  ## the main job on the sample dataset, offline
 	@echo "demo outputs (offline; tiny random models; similarity judge unless EVADS_JUDGE_BASE_URL is set):"
@@ -118,17 +121,17 @@ EVAL_OUT ?= $(OUT)/eval
 EVAL_FLAGS ?=
 # PROTOCOL: evads (our wording, the default) or official (the authors' script, read from
 # EVADS_OFFICIAL_EVAL); unset: $EVADS_PROTOCOL, else evads. The judge is decided in one place
-# (evads_tasks/judge/config.py): EVADS_JUDGE, else EVADS_JUDGE_BASE_URL, else the fallback
+# (evads_tasks/core/judge/config.py): EVADS_JUDGE, else EVADS_JUDGE_BASE_URL, else the fallback
 # EVADS_JUDGE_FALLBACK, which make eval sets to the offline similarity judge.
 PROTOCOL ?=
 TINY_EVAL = $(findstring $(TINY_VLM),$(MODEL_ARGS))
 
 $(TINY_VLM)/TINY_RANDOM_MODEL.md: $(VENV)/.installed
-	$(PY) -m evads_tasks.tiny_model --family qwen2_5_vl --out $(TINY_VLM)
+	$(PY) -m evads_tasks.sample.tiny_model --family qwen2_5_vl --out $(TINY_VLM)
 
 eval: install $(if $(EVADS_ANNOTATIONS),,sample) $(if $(TINY_EVAL),$(TINY_VLM)/TINY_RANDOM_MODEL.md)  ## lmms-eval on E-VAds (MODEL=, MODEL_ARGS=, EVAL_TASKS=, EVAL_OUT=, EVAL_FLAGS=)
 	@EVADS_JUDGE_FALLBACK=$${EVADS_JUDGE_FALLBACK:-similarity} \
-	  $(PY) -m evads_tasks.judge --which $(if $(PROTOCOL),--protocol $(PROTOCOL))
+	  $(PY) -m evads_tasks judge --which $(if $(PROTOCOL),--protocol $(PROTOCOL))
 	@$(if $(TINY_EVAL),echo "model: tiny RANDOM $(MODEL) built offline (answers capped at 64 new tokens): its answers are gibberish and its scores mean nothing")
 	started=$$(date +%s) && \
 	EVADS_ANNOTATIONS=$${EVADS_ANNOTATIONS:-$(SAMPLE)/annotations/test.parquet} \
@@ -240,13 +243,13 @@ GENERATE_USAGE := make generate VIDEOS=PATH LLM_URL=http://127.0.0.1:8000/v1 LLM
 
 generate: install  ## E-VAds-style Q&A: VIDEOS=PATH LLM_URL=URL LLM_MODEL=NAME [QA_LANGUAGE=zh] [GENERATE_OUT=] [GENERATE_FLAGS=]
 	@test -n "$(VIDEOS)" -a -n "$(LLM_URL)" -a -n "$(LLM_MODEL)" || { echo "$(GENERATE_USAGE)"; \
-	  echo "  GENERATE_FLAGS: any of python -m evads_tasks.qa_generator --help, e.g. --dry-run, --frames 8, --asr-language auto, --limit 10, --fresh"; exit 2; }
-	$(PY) -m evads_tasks.qa_generator "$(VIDEOS)" --out "$(GENERATE_OUT)" \
+	  echo "  GENERATE_FLAGS: any of python -m evads_generate --help, e.g. --dry-run, --frames 8, --asr-language auto, --limit 10, --fresh"; exit 2; }
+	$(PY) -m evads_generate "$(VIDEOS)" --out "$(GENERATE_OUT)" \
 	  --llm-base-url "$(LLM_URL)" --llm-model "$(LLM_MODEL)" --language "$(QA_LANGUAGE)" \
 	  $(GENERATE_FLAGS)
 
 demo-annotations: sample  ## summary of the sample's annotations (videos, questions per task and category)
-	$(PY) -m evads_tasks.annotations summary $(SAMPLE)/annotations/test.parquet
+	$(PY) -m evads_tasks annotations summary $(SAMPLE)/annotations/test.parquet
 
 bench: install  ## speed targets: runs every bench/*.py but gpu_check.py (judge throughput, ...)
 	@set -e; for script in $(filter-out bench/gpu_check.py,$(wildcard bench/*.py)); do \

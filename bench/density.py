@@ -38,7 +38,7 @@ from evads_density.asr import TINY_EN, load_asr  # noqa: E402
 from evads_density.decode import decode_audio, probe, sample_frames  # noqa: E402
 from evads_density.synthetic import Scene, audio_track, make_clip  # noqa: E402
 from evads_density.zh_text import count_cjk  # noqa: E402
-from evads_tasks.text_units import count_units  # noqa: E402
+from evads_tasks.core.text_units import count_units  # noqa: E402
 
 OVERLAYS = ("夏日清凉 冰丝T恤", "Cool Ice Silk", "透气速干 不闷汗", "限时特价 ¥59", "两件包邮",
             "点击下方链接", "MORE COLORS", "今天下单 明天到")

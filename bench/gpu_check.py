@@ -25,7 +25,7 @@ PYTHON = sys.executable
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
 # The judge configured in the environment, else the offline similarity fallback: the
-# fallback make eval sets, for evads_tasks.judge.config (the one place that decides) to apply.
+# fallback make eval sets, for evads_tasks.core.judge.config (the one place that decides) to apply.
 JUDGE = {"EVADS_JUDGE_FALLBACK": os.environ.get("EVADS_JUDGE_FALLBACK") or "similarity"}
 
 
@@ -67,7 +67,7 @@ def build_inputs(work: Path, sample: Path | None) -> dict[str, Path]:
         (paths["sample"] / ".done").touch()
     for family, key in (("qwen2_5_vl", "vlm"), ("qwen2_vl", "rl_vlm")):
         if not paths[key].exists():
-            subprocess.run([PYTHON, "-m", "evads_tasks.tiny_model", "--family", family,
+            subprocess.run([PYTHON, "-m", "evads_tasks.sample.tiny_model", "--family", family,
                             "--out", str(paths[key])], cwd=ROOT, check=True,
                            env={**os.environ, **OFFLINE})
     if not paths["dino"].exists():

@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from judge_server import ServerProcess  # noqa: E402
 
-from evads_tasks.judge import HttpJudge, JudgeRequest  # noqa: E402
+from evads_tasks.core.judge import HttpJudge, JudgeRequest  # noqa: E402
 
 SEQUENTIAL_MISSES = 20
 TARGET_RATIO = 0.8

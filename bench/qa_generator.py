@@ -30,18 +30,18 @@ sys.path.insert(0, str(REPO))
 from judge_server import ServerProcess  # noqa: E402
 from qa_llm_server import ScriptedAdLLM  # noqa: E402
 
-from evads_tasks.annotations import load_annotations, render_metadata, write_schema  # noqa: E402
-from evads_tasks.annotations.categories import chinese_category  # noqa: E402
-from evads_tasks.chat_client import ChatClient  # noqa: E402
-from evads_tasks.judge import HttpJudge, JudgeCache  # noqa: E402
-from evads_tasks.qa_generator.checks import Deduplicator  # noqa: E402
-from evads_tasks.qa_generator.inputs import collect_inputs  # noqa: E402
-from evads_tasks.qa_generator.llm import LLM  # noqa: E402
-from evads_tasks.qa_generator.pipeline import Generator  # noqa: E402
-from evads_tasks.qa_generator.records import COMPLETE  # noqa: E402
-from evads_tasks.qa_generator.run import run_videos  # noqa: E402
-from evads_tasks.qa_generator.settings import GeneratorSettings  # noqa: E402
-from evads_tasks.qa_generator.state import RunFolder  # noqa: E402
+from evads_generate.checks import Deduplicator  # noqa: E402
+from evads_generate.inputs import collect_inputs  # noqa: E402
+from evads_generate.llm import LLM  # noqa: E402
+from evads_generate.pipeline import Generator  # noqa: E402
+from evads_generate.records import COMPLETE  # noqa: E402
+from evads_generate.run import run_videos  # noqa: E402
+from evads_generate.settings import GeneratorSettings  # noqa: E402
+from evads_generate.state import RunFolder  # noqa: E402
+from evads_tasks.core.annotations import load_annotations, render_metadata, write_schema  # noqa: E402
+from evads_tasks.core.annotations.categories import chinese_category  # noqa: E402
+from evads_tasks.core.chat_client import ChatClient  # noqa: E402
+from evads_tasks.core.judge import HttpJudge, JudgeCache  # noqa: E402
 
 TARGET_RATIO = 0.8
 

@@ -10,8 +10,8 @@ import math
 import time
 from dataclasses import asdict, dataclass, replace
 
-from evads_tasks.annotations import Event
-from evads_tasks.text_units import count_units
+from evads_tasks.core.annotations import Event
+from evads_tasks.core.text_units import count_units
 
 from .asr import ASR_CHOICES, check_asr, load_asr, resolved_model
 from .decode import DecodeError, SampledFrames, decode_audio, probe, sample_frames

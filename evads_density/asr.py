@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from evads_tasks.text_units import count_units
+from evads_tasks.core.text_units import count_units
 
 from .availability import BackendUnavailable, downloads_off, not_local
 from .decode import AUDIO_RATE, decode_audio

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from evads_tasks.annotations import AnnotationError
+from evads_tasks.core.annotations import AnnotationError
 
 from .analysis import MIN_SIDE, OCR_CHOICES, Settings, check_backends
 from .asr import (

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from evads_tasks.text_units import count_units
+from evads_tasks.core.text_units import count_units
 
 OCR_COUNT_POLICIES = ("per-second", "unique")
 RAPIDOCR = "rapidocr (PP-OCR zh+en, onnxruntime)"

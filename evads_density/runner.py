@@ -4,7 +4,7 @@ Rows are appended to ``per_video.jsonl`` and flushed as each video finishes, so 
 run resumes where it stopped: finished videos (error rows included) are skipped, and a line
 that is not a row (a half-written last line, a corrupt line anywhere) is dropped with a
 warning naming the file and line while every row around it is kept. Models load once per
-worker (pool initializer / actor). Videos are probed first (``evads_tasks.video_probe``,
+worker (pool initializer / actor). Videos are probed first (``evads_tasks.core.video_probe``,
 cached): one that cannot be decoded gets its error row without reaching a worker.
 
 A worker process that dies (out of memory, a crash in native decoding or model code) does
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from evads_tasks.video_probe import probe_videos, video_problem
+from evads_tasks.core.video_probe import probe_videos, video_problem
 
 from .analysis import Backends, Settings, analyse, crash_row, load_backends
 from .sources import VideoJob

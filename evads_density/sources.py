@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from evads_tasks.annotations import AnnotationError, Event, load_annotations, resolve_video
-from evads_tasks.annotations.videos import video_root, videos_beside
+from evads_tasks.core.annotations import AnnotationError, Event, load_annotations, resolve_video
+from evads_tasks.core.annotations.videos import video_root, videos_beside
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts")
 SOURCES = ("auto", "video", "annotations", "both")

@@ -13,7 +13,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from evads_tasks.text_units import CJK_RANGES, HAN
+from evads_tasks.core.text_units import CJK_RANGES, HAN
 
 _DIGITS = "零一二三四五六七八九"
 _SMALL_UNITS = ("", "十", "百", "千")

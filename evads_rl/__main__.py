@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evads_tasks.judge.config import add_protocol_flag, apply_protocol_flag
+from evads_tasks.core.judge.config import add_protocol_flag, apply_protocol_flag
 
 from .config import load_config, training_configs
 from .judge_guard import EXIT_JUDGE_DEAD, JudgeFailureError

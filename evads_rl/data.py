@@ -18,9 +18,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from evads_tasks.annotations import AnnotationError, EvadsRecord, parse_rows, read_rows
-from evads_tasks.annotations import resolve_video as resolve_video_path
-from evads_tasks.annotations.schemas import rl_prompt, sft_prompt, sft_target
+from evads_tasks.core.annotations import AnnotationError, EvadsRecord, parse_rows, read_rows
+from evads_tasks.core.annotations import resolve_video as resolve_video_path
+from evads_tasks.core.annotations.schemas import rl_prompt, sft_prompt, sft_target
 
 VIDEO_MARKER = "<video>"
 STAGES = ("sft", "grpo")  # the training stages, in the order E-VAds-R1 runs them

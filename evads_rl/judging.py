@@ -29,8 +29,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from evads_tasks.judge import Judge, JudgeRequest, JudgeResult
-from evads_tasks.scoring import LEVELS
+from evads_tasks.core.judge import Judge, JudgeRequest, JudgeResult
+from evads_tasks.core.scoring import LEVELS
 
 from .judge_guard import JudgeErrorWindow
 from .rewards import (
@@ -57,7 +57,7 @@ def make_judge(mode: str = "env", cache_dir: str | os.PathLike | None = None):
     ``env``: no fallback."""
     if mode not in JUDGE_MODES:
         raise ValueError(f"judge must be 'env' or 'similarity', got {mode!r}")
-    from evads_tasks.judge import judge_from_env
+    from evads_tasks.core.judge import judge_from_env
 
     return judge_from_env(cache_dir, fallback="similarity" if mode == "similarity" else None)
 

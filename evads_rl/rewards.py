@@ -4,7 +4,7 @@ The reward of one completion is
 
     R = accuracy_ratio * (w_a * G(x_a) + w_t * G(x_t)) + format_ratio * w_f * R_fmt
 
-with G the multi-grained score of :mod:`evads_tasks.scoring`, x_a the judge's
+with G the multi-grained score of :mod:`evads_tasks.core.scoring`, x_a the judge's
 score of the ``<answer>`` text, x_t its score of the ``<think>`` trace, and
 R_fmt 1 when the completion has the required form. Our reading of the RL rows'
 ``accuracy_ratio`` and ``format_ratio`` (the public material does not define
@@ -26,8 +26,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from evads_tasks.responses import answer_part
-from evads_tasks.scoring import mg_score
+from evads_tasks.core.responses import answer_part
+from evads_tasks.core.scoring import mg_score
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.S)
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
@@ -64,7 +64,8 @@ class ParsedCompletion:
     """The parts of a completion the reward looks at."""
 
     think: str | None  # text of the first <think> block; None when absent or empty
-    answer: str | None  # what the answer judge sees (see evads_tasks.responses); None when empty
+    # what the answer judge sees (see evads_tasks.core.responses); None when empty
+    answer: str | None
     answer_tagged: bool  # the answer came from a complete <answer> block
     format_ok: bool
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from evads_tasks.annotations.io import looks_like_path
+from evads_tasks.core.annotations.io import looks_like_path
 
 from .config import ConfigError
 from .data import STAGES, FrameSettings

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from evads_tasks.tiny_model import NOTICE_FILE, ensure_tiny_vlm, is_tiny_random
+from evads_tasks.sample.tiny_model import NOTICE_FILE, ensure_tiny_vlm, is_tiny_random
 
 from .callbacks import StepLogCallback
 from .data import build_dataset

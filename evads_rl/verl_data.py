@@ -18,7 +18,7 @@ each row with:
 verl-style rows (RL/SFT splits) keep their other columns as released; rows of the published
 SFT split, which have no ``reward_model``, get the one verl's reward reads (ground truth = the
 ``<answer>`` part of their ``answer``, no clues); test-schema and normalized rows get the RL
-row of :func:`evads_tasks.annotations.schemas.to_train_row`.
+row of :func:`evads_tasks.core.annotations.schemas.to_train_row`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from evads_tasks.annotations import AnnotationError, EvadsRecord
-from evads_tasks.annotations import resolve_video as resolve_video_path
-from evads_tasks.annotations.schemas import detect_schema, rl_reward_model, to_train_row
+from evads_tasks.core.annotations import AnnotationError, EvadsRecord
+from evads_tasks.core.annotations import resolve_video as resolve_video_path
+from evads_tasks.core.annotations.schemas import detect_schema, rl_reward_model, to_train_row
 
 from .data import VIDEO_MARKER, prompt_text, read_records
 

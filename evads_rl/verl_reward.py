@@ -6,7 +6,7 @@ the released RL split holds only ``id`` and ``video_path``. The question, clues,
 metadata and reward ratios are therefore looked up by id in the annotation file named
 by ``$EVADS_ANNOTATIONS`` (loaded once per process); inline ``question``, ``clues`` and
 ``meta_info`` keys in ``extra_info`` take precedence. The judge comes from the
-environment (``evads_tasks.judge.judge_from_env``) and the weights from
+environment (``evads_tasks.core.judge.judge_from_env``) and the weights from
 ``$EVADS_REWARD_WEIGHTS`` (``answer=0.8,trace=0.2,format=1``). Rows written by
 ``python -m evads_rl verl-data`` carry question, clues and metadata inline.
 
@@ -37,8 +37,13 @@ from functools import lru_cache
 from evads_rl.judge_guard import JudgeErrorWindow, JudgeStopRule
 from evads_rl.judging import JudgeContext, MGJudgeScorer, ScoredCompletion
 from evads_rl.rewards import RewardWeights
-from evads_tasks.annotations import ANNOTATIONS_ENV, AnnotationError, EvadsRecord, load_annotations
-from evads_tasks.responses import judged_text
+from evads_tasks.core.annotations import (
+    ANNOTATIONS_ENV,
+    AnnotationError,
+    EvadsRecord,
+    load_annotations,
+)
+from evads_tasks.core.responses import judged_text
 
 WEIGHTS_ENV = "EVADS_REWARD_WEIGHTS"
 log = logging.getLogger(__name__)
@@ -69,7 +74,7 @@ def scorer() -> MGJudgeScorer:
     global _scorer
     with _lock:
         if _scorer is None:
-            from evads_tasks.judge import judge_from_env
+            from evads_tasks.core.judge import judge_from_env
 
             _scorer = MGJudgeScorer(judge_from_env(), weights_from_env(),
                                     JudgeErrorWindow(JudgeStopRule.from_env()))

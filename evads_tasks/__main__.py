@@ -1,6 +1,8 @@
 """``python -m evads_tasks``: ``path`` (the lmms-eval include path), ``report`` (a run's
 Markdown + PNG summary, also of the authors' ``final_results.csv``), ``compare A B``,
-``rescore RUN --out DIR`` (a finished run's predictions judged again, no model loaded)."""
+``rescore RUN --out DIR`` (a finished run's predictions judged again, no model loaded),
+``annotations ...`` (``summary`` of an annotation file) and ``judge ...`` (the judge on a
+file of requests, or ``--which``), the last two handed to their packages' own CLIs."""
 
 from __future__ import annotations
 
@@ -10,6 +12,24 @@ from pathlib import Path
 
 from .tasks import INCLUDE_PATH
 
+# Subcommands that are their packages' own CLIs, with the help line shown here.
+PASSED_ON = {
+    "annotations": "summary FILE [--json]: videos and questions per task and category of an "
+                   "annotation file (python -m evads_tasks annotations --help)",
+    "judge": "judge a JSONL file of requests, or --which: the judge a run would use "
+             "(python -m evads_tasks judge --help)",
+}
+
+
+def _pass_on(command: str, argv: list[str]) -> int:
+    if command == "annotations":
+        from .core.annotations.__main__ import main as annotations_main
+
+        return annotations_main(argv)
+    from .core.judge.__main__ import main as judge_main
+
+    return judge_main(argv)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -18,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                     'lmms-eval --tasks evads --include_path "$(python -m evads_tasks path)"')
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("path", help="print the folder to pass to lmms-eval --include_path")
+    for name, about in PASSED_ON.items():
+        commands.add_parser(name, help=about, add_help=False)
     report = commands.add_parser(
         "report", help="write a Markdown + PNG summary of an lmms-eval run, or of the "
                        "authors' script output (--official-results)")
@@ -66,6 +88,9 @@ def _add_rescore(commands: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in PASSED_ON:
+        return _pass_on(argv[0], argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "path":
@@ -75,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare":
             return _compare(args)
         if args.command == "rescore":
-            from .rescore import main as rescore
+            from .runs.rescore import main as rescore
 
             return rescore(args)
         return _report(parser, args)
@@ -85,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from .run_report import write_official_report, write_report
+    from .runs.report import write_official_report, write_report
 
     if (args.results_dir is None) == (args.official_results is None):
         parser.error("report takes a run folder or --official-results FILE (one of them)")
@@ -99,8 +124,8 @@ def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare import compare_runs, format_comparison
-    from .scored_runs import load_scored
+    from .runs.compare import compare_runs, format_comparison
+    from .runs.scored_runs import load_scored
 
     a, b = load_scored(args.a), load_scored(args.b)
     comparison = compare_runs(a, b)
@@ -116,8 +141,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _confusion_png(comparison: dict, path: Path) -> str:
     """Draw the confusion matrix of the two runs' scores; the Markdown line showing it."""
-    from .agreement import draw_confusion
-    from .compare import judged_pairs
+    from .runs.agreement import draw_confusion
+    from .runs.compare import judged_pairs
 
     xs, ys = judged_pairs(comparison)
     drawn = draw_confusion(xs, ys, path, f"E-VAds scores of {len(xs)} questions judged in "

@@ -36,22 +36,22 @@ from pathlib import Path
 
 from tenacity import RetryError
 
-from .annotations import AnnotationError
-from .judge.api import JudgeConfigError
-from .judge.config import (
+from .core.annotations import AnnotationError
+from .core.judge.api import JudgeConfigError
+from .core.judge.config import (
     CONCURRENCY_ENV,
     PROTOCOL_ENV,
     apply_protocol_flag,
     judge_concurrency,
     judge_protocol,
 )
-from .judge.error_rate import EXIT_JUDGE_ERRORS, RUN_TALLY, max_judge_error_rate
-from .judge.http_judge import DEFAULT_CONCURRENCY
-from .judge.protocols import PROTOCOLS
-from .redaction import env_secrets, redact
-from .scored_runs import RESULTS_GLOB, annotate_results
+from .core.judge.error_rate import EXIT_JUDGE_ERRORS, RUN_TALLY, max_judge_error_rate
+from .core.judge.http_judge import DEFAULT_CONCURRENCY
+from .core.judge.protocols import PROTOCOLS
+from .core.redaction import env_secrets, redact
+from .core.video_probe import BadVideosError
+from .runs.scored_runs import RESULTS_GLOB, annotate_results
 from .tasks import INCLUDE_PATH
-from .video_probe import BadVideosError
 
 _EVAL_FLAG = "--include_path"
 _TASKS_FLAG = "--include-path"

@@ -6,7 +6,7 @@
 - ``policy``: a function from the request's ``messages`` to the reply text. The default,
   ``fake_judge_policy``, is a deterministic fake judge (NOT a real model): it reads the
   reference and the model answer back from the prompt sections of
-  ``evads_tasks.judge.prompts`` and returns ``Answer: 1.0`` when the answer contains the
+  ``evads_tasks.core.judge.prompts`` and returns ``Answer: 1.0`` when the answer contains the
   reference's key text, lower levels as less of the reference's text is in the answer.
 - ``latency_s``: added to every call.
 - ``faults``: per call, in call order: a sequence (call i gets ``faults[i]``, calls past its
@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from evads_tasks.judge.prompts import (
+from evads_tasks.core.judge.prompts import (
     SECTION_ANSWER,
     SECTION_CLUES,
     SECTION_METADATA,

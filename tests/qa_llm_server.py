@@ -31,8 +31,8 @@ from typing import Any
 
 from judge_server import fake_judge_policy
 
-from evads_tasks.annotations import Event, parse_metadata
-from evads_tasks.qa_generator.checks.grounding import normalize
+from evads_generate.checks.grounding import normalize
+from evads_tasks.core.annotations import Event, parse_metadata
 
 BLIND_QUESTION = "广告里可以说自己的产品是“全网最好”吗？"
 BLIND_ANSWER = "不可以。“最好”属于广告法禁止的绝对化用语。"

@@ -1,4 +1,4 @@
-"""Judge agreement figures (evads_tasks.agreement) against sklearn/scipy and hand-computed
+"""Judge agreement figures (evads_tasks.runs.agreement) against sklearn/scipy and hand-computed
 fixtures: quadratic-weighted kappa, Spearman, exact agreement, the bootstrap mean shift."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import cohen_kappa_score
 
-from evads_tasks.agreement import (
+from evads_tasks.core.scoring import LEVELS
+from evads_tasks.runs.agreement import (
     confusion,
     draw_confusion,
     exact_agreement,
@@ -19,7 +20,6 @@ from evads_tasks.agreement import (
     quadratic_kappa,
     spearman,
 )
-from evads_tasks.scoring import LEVELS
 
 
 def _judge_pair(seed: int, n: int = 300) -> tuple[list[float], list[float]]:

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evads_tasks.annotations import AnnotationError, load_annotations
-from evads_tasks.annotations.record import LENGTH_LIMITS
+from evads_tasks.core.annotations import AnnotationError, load_annotations
+from evads_tasks.core.annotations.record import LENGTH_LIMITS
 
 
 def _rows(sample_dir: Path) -> list[dict]:

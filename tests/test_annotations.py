@@ -15,7 +15,7 @@ import pytest
 from make_runner import run_make
 from paths import REPO, RL_PARQUET, needs_rl_parquet
 
-from evads_tasks.annotations import (
+from evads_tasks.core.annotations import (
     ANNOTATIONS_ENV,
     TASK_CODES,
     VIDEO_DIR_ENV,
@@ -29,7 +29,7 @@ from evads_tasks.annotations import (
     write_jsonl,
     write_schema,
 )
-from evads_tasks.annotations.__main__ import main as cli_main
+from evads_tasks.core.annotations.__main__ import main as cli_main
 
 
 @pytest.fixture(scope="module")
@@ -307,7 +307,7 @@ def test_hub_split_without_a_file_lists_the_files(tmp_path):
     write_schema(hand_records("sft"), snapshot / "annotations" / "sft.parquet", "sft")
     (snapshot.parents[1] / "refs").mkdir()
     (snapshot.parents[1] / "refs" / "main").write_text("abc123")
-    code = ("import sys\nfrom evads_tasks.annotations import load_annotations\n"
+    code = ("import sys\nfrom evads_tasks.core.annotations import load_annotations\n"
             "print(len(load_annotations('owner/dataset', split=sys.argv[1])))")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
     runs = {split: subprocess.run([sys.executable, "-c", code, split], cwd=REPO, env=env,
@@ -366,7 +366,7 @@ def test_no_video_root_configured(monkeypatch):
 # ---- summary CLI and sources -------------------------------------------------------
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "evads_tasks.annotations", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "evads_tasks.core.annotations", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, **(env or {})})
 

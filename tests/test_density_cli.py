@@ -15,7 +15,7 @@ from make_runner import run_make
 
 from evads_density.cli import main
 from evads_density.synthetic import Scene, make_clip
-from evads_tasks.annotations import load_annotations, write_jsonl
+from evads_tasks.core.annotations import load_annotations, write_jsonl
 
 QUIET = ["--asr", "none", "--ocr", "none"]   # the checks under test, without the slow models
 

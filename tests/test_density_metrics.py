@@ -9,8 +9,8 @@ from evads_density.analysis import Settings, measure_annotations, per_second_tex
 from evads_density.metrics import VdenSettings, distribution, neighbour_similarities, rate, vden
 from evads_density.ocr import frame_changed, ocr_schedule, screen_units
 from evads_density.report import backends_used, summarize
-from evads_tasks.annotations import Event, parse_metadata
-from evads_tasks.text_units import count_units
+from evads_tasks.core.annotations import Event, parse_metadata
+from evads_tasks.core.text_units import count_units
 
 
 @pytest.mark.parametrize("text, units", [

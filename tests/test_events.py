@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from evads_tasks.annotations import AnnotationError, Event, parse_metadata, render_metadata
-from evads_tasks.annotations.events import parse_event_line
-from evads_tasks.annotations.io import parse_rows
+from evads_tasks.core.annotations import AnnotationError, Event, parse_metadata, render_metadata
+from evads_tasks.core.annotations.events import parse_event_line
+from evads_tasks.core.annotations.io import parse_rows
 
 # Lines copied from EVAds_RL.parquet (videos 2525, 3288 and 698).
 NESTED = ("Time 11s: OCR Text: [IF YOU[Ethan Bootleg] | BIGBANG (49)/Dr.Ethan | 词: G-DRAGON "

@@ -1,6 +1,6 @@
 """The fault suite: what a user sees when the judge, the videos or the disk misbehave.
 
-Every test runs the real command (``python -m evads_tasks.judge``, the ``lmms_eval`` wrapper,
+Every test runs the real command (``python -m evads_tasks.core.judge``, the ``lmms_eval`` wrapper,
 ``python -m evads_density``) against the real loopback judge (``tests/judge_server.py``) with a
 sentinel API key, and asserts what the user sees: the exit code, the counts, that a rerun
 repeats no paid call, and that no fragment of the key reaches any output. Kept under two
@@ -24,7 +24,7 @@ import pytest
 from judge_server import JudgeServer
 from paths import REPO
 
-from evads_tasks.judge import CACHE_FILE, JudgeRequest
+from evads_tasks.core.judge import CACHE_FILE, JudgeRequest
 
 SECRET = "sk-SENTINEL-1234"
 BIN = Path(sys.executable).parent
@@ -61,10 +61,10 @@ def _fragments(text: str, fragment: int = 5) -> list[str]:
 
 
 def _judge_cli(tmp_path: Path, env: dict[str, str]) -> tuple[int, list[str], list[dict], float]:
-    """Exit code, stderr lines, verdicts and seconds of one ``python -m evads_tasks.judge``."""
+    """Exit code, stderr lines, verdicts and seconds of one ``python -m evads_tasks.core.judge``."""
     out = tmp_path / "verdicts.jsonl"
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "evads_tasks.judge", "--requests",
+    done = subprocess.run([sys.executable, "-m", "evads_tasks.core.judge", "--requests",
                            str(tmp_path / "requests.jsonl"), "--out", str(out)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     elapsed = time.monotonic() - started
@@ -155,7 +155,7 @@ def test_kill_9_mid_run_then_resume_repeats_no_paid_call(tmp_path: Path) -> None
     with JudgeServer(latency_s=0.1, faults=lambda i: "500" if i % 3 == 0 else None) as server:
         env = {**_judge_env(server.url, tmp_path / "cache"), "EVADS_JUDGE_CONCURRENCY": "2"}
         process = subprocess.Popen(
-            [sys.executable, "-m", "evads_tasks.judge", "--requests",
+            [sys.executable, "-m", "evads_tasks.core.judge", "--requests",
              str(tmp_path / "requests.jsonl"), "--out", str(tmp_path / "verdicts.jsonl")],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from judge_server import JudgeServer
 
-from evads_tasks.judge import CACHE_FILE, HttpJudge, JudgeCache, JudgeRequest
-from evads_tasks.judge.api import JudgeConfigError
-from evads_tasks.judge_accounting import (
+from evads_tasks.core.judge import CACHE_FILE, HttpJudge, JudgeCache, JudgeRequest
+from evads_tasks.core.judge.accounting import (
     PRICE_ENV,
     Price,
     judge_price,
@@ -24,6 +23,7 @@ from evads_tasks.judge_accounting import (
     usage_section,
     usage_totals,
 )
+from evads_tasks.core.judge.api import JudgeConfigError
 
 
 def _request(i: int) -> JudgeRequest:

@@ -16,7 +16,7 @@ import pytest
 from judge_server import JudgeServer
 from paths import REPO
 
-from evads_tasks.judge import (
+from evads_tasks.core.judge import (
     CACHE_FILE,
     HttpJudge,
     JudgeCache,
@@ -124,7 +124,7 @@ def test_a_killed_run_resumes_with_only_the_missing_calls(
                "EVADS_JUDGE_CONCURRENCY": "2", "EVADS_CACHE_DIR": str(cache_dir)}
         env.pop("EVADS_JUDGE", None)
         process = subprocess.Popen(
-            [sys.executable, "-m", "evads_tasks.judge", "--requests", str(request_file),
+            [sys.executable, "-m", "evads_tasks.core.judge", "--requests", str(request_file),
              "--out", str(tmp_path / "results.jsonl")], cwd=REPO, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evads_tasks.judge import (
+from evads_tasks.core.judge import (
     HttpJudge,
     JudgeConfigError,
     SimilarityJudge,
@@ -110,7 +110,7 @@ def test_the_protocol_is_chosen_beside_the_judge(clean_env: pytest.MonkeyPatch) 
     clean_env.setenv("EVADS_JUDGE", "similarity")
     with pytest.raises(JudgeConfigError, match="EVADS_PROTOCOL='paper' is not a protocol"):
         judge_from_env()
-    which = [sys.executable, "-m", "evads_tasks.judge", "--which"]
+    which = [sys.executable, "-m", "evads_tasks.core.judge", "--which"]
     env = {**os.environ, "EVADS_JUDGE_FALLBACK": "similarity"}
     env.pop("EVADS_PROTOCOL")
     env.pop("EVADS_JUDGE")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from evads_tasks.judge import JudgeRequest, UnparseableReply, build_messages, parse_score
-from evads_tasks.judge.prompts import SECTION_ANSWER, SECTION_TRACE, read_sections
-from evads_tasks.scoring import LEVEL_MEANINGS
+from evads_tasks.core.judge import JudgeRequest, UnparseableReply, build_messages, parse_score
+from evads_tasks.core.judge.prompts import SECTION_ANSWER, SECTION_TRACE, read_sections
+from evads_tasks.core.scoring import LEVEL_MEANINGS
 
 WELL_FORMED = [
     ("Answer: 1", 1.0),

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from paths import RL_PARQUET, needs_rl_parquet
 
-from evads_tasks.judge import NO_ANSWER, JudgeRequest, SimilarityJudge
-from evads_tasks.judge.similarity import NAME, char_f1, similarity_level
-from evads_tasks.text_units import text_units
+from evads_tasks.core.judge import NO_ANSWER, JudgeRequest, SimilarityJudge
+from evads_tasks.core.judge.similarity import NAME, char_f1, similarity_level
+from evads_tasks.core.text_units import text_units
 
 FALLBACK = "similarity (offline fallback, not the paper's judge)"
 REFERENCE = "开头以突发降温直击缺衣痛点，强调百搭显瘦与微胖包容性，建立一衣多穿的高性价比心智。"

@@ -25,13 +25,13 @@ from make_runner import run_make
 from paths import REPO
 from tenacity import RetryError, retry, stop_after_attempt, wait_fixed
 
-from evads_tasks.annotations import CATEGORIES, load_annotations
-from evads_tasks.judge.api import JudgeConfigError
-from evads_tasks.judge.prompts import SECTION_METADATA, SECTION_QUESTION, read_sections
+from evads_tasks.core.annotations import CATEGORIES, load_annotations
+from evads_tasks.core.judge.api import JudgeConfigError
+from evads_tasks.core.judge.prompts import SECTION_METADATA, SECTION_QUESTION, read_sections
 from evads_tasks.lmms_eval_cli import failure_message
+from evads_tasks.sample.tiny_model import ensure_tiny_vlm
 from evads_tasks.tasks import INCLUDE_PATH
 from evads_tasks.tasks.utils import EVADS_INSTRUCTION
-from evads_tasks.tiny_model import ensure_tiny_vlm
 
 pytestmark = pytest.mark.slow
 

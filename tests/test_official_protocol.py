@@ -28,12 +28,12 @@ from judge_server import JudgeServer
 from make_runner import run_make
 from paths import OFFICIAL_EVAL, OFFICIAL_SCRIPT, REPO, needs_official_eval
 
-from evads_tasks.annotations import load_annotations, parse_rows, write_schema
-from evads_tasks.annotations.schemas import TEST_COLUMNS
-from evads_tasks.judge import JudgeConfigError, UnparseableReply, judge_from_env
-from evads_tasks.judge.parsing import parse_authors_score
-from evads_tasks.judge.prompts import SECTION_METADATA, read_sections
-from evads_tasks.official_script import (
+from evads_tasks.core.annotations import load_annotations, parse_rows, write_schema
+from evads_tasks.core.annotations.schemas import TEST_COLUMNS
+from evads_tasks.core.judge import JudgeConfigError, UnparseableReply, judge_from_env
+from evads_tasks.core.judge.parsing import parse_authors_score
+from evads_tasks.core.judge.prompts import SECTION_METADATA, read_sections
+from evads_tasks.core.official_script import (
     CHECKED_SHA256,
     PUBLISHED_AT,
     OfficialScriptError,
@@ -522,8 +522,8 @@ def test_the_authors_output_reports_and_keeps_failed_judgements_out_of_the_means
 
 
 def test_compare_counts_agreement_per_task_on_known_pairs():
-    from evads_tasks.compare import agreement, pair_samples
-    from evads_tasks.scored_runs import ScoredSample
+    from evads_tasks.runs.compare import agreement, pair_samples
+    from evads_tasks.runs.scored_runs import ScoredSample
 
     def sample(qid, task, score):
         return ScoredSample(question_id=qid, task=task, category="Others", score=score,

@@ -10,11 +10,11 @@ import sys
 import pytest
 from paths import REPO
 
-from evads_tasks.annotations import load_annotations
-from evads_tasks.qa_generator.checks import Deduplicator, form_check, ground, language_check
-from evads_tasks.qa_generator.records import CandidateRecord
-from evads_tasks.qa_generator.schema import Proposal, ReplyError, parse_proposal, response_format
-from evads_tasks.qa_generator.selection import preference_order
+from evads_generate.checks import Deduplicator, form_check, ground, language_check
+from evads_generate.records import CandidateRecord
+from evads_generate.schema import Proposal, ReplyError, parse_proposal, response_format
+from evads_generate.selection import preference_order
+from evads_tasks.core.annotations import load_annotations
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_the_schema_sent_is_the_one_that_validates():
 
 def test_dry_run_estimates_calls_and_tokens_without_a_server(sample_dir, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "evads_tasks.qa_generator",
+        [sys.executable, "-m", "evads_generate",
          str(sample_dir / "annotations" / "test.parquet"), "--out", str(tmp_path / "out"),
          "--dry-run", "--price-input", "0.4", "--price-output", "1.2"],
         cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -143,7 +143,7 @@ def test_dry_run_estimates_calls_and_tokens_without_a_server(sample_dir, tmp_pat
 
 
 def test_help_and_missing_llm_are_usage_errors(sample_dir, tmp_path):
-    command = [sys.executable, "-m", "evads_tasks.qa_generator"]
+    command = [sys.executable, "-m", "evads_generate"]
     shown = subprocess.run([*command, "--help"], cwd=REPO, capture_output=True, text=True)
     for flag in ("--out", "--llm-base-url", "--llm-model", "--language", "--dry-run"):
         assert flag in shown.stdout

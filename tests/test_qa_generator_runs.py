@@ -1,4 +1,4 @@
-"""The Q&A generator end to end, as a user runs it: ``python -m evads_tasks.qa_generator`` on
+"""The Q&A generator end to end, as a user runs it: ``python -m evads_generate`` on
 the sample videos (real decoding, Whisper, RapidOCR) against a loopback OpenAI-compatible
 server scripted with good and bad candidates (``tests/qa_llm_server.py``); its output scored
 by a real lmms-eval run of the suite; a run killed mid-way resumed without repeating a call.
@@ -22,8 +22,8 @@ from paths import REPO
 from qa_llm_server import BAD, BLIND_QUESTION, EXTRA_BAD, FAULTS, ScriptedAdLLM
 from test_lmms_eval_runs import BIN, METRICS, TASKS, _env, _run
 
-from evads_tasks.annotations import TASK_CODES, load_annotations
-from evads_tasks.qa_generator.checks import ground
+from evads_generate.checks import ground
+from evads_tasks.core.annotations import TASK_CODES, load_annotations
 
 pytestmark = pytest.mark.slow
 SILENT, BROKEN = "ad_07", "broken"   # the sample's video without audio; a corrupt file
@@ -31,7 +31,7 @@ SILENT, BROKEN = "ad_07", "broken"   # the sample's video without audio; a corru
 
 def _generate(source: Path, out: Path, url: str, *flags: str,
               wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
-    command = [sys.executable, "-m", "evads_tasks.qa_generator", str(source), "--out",
+    command = [sys.executable, "-m", "evads_generate", str(source), "--out",
                str(out), "--llm-base-url", url, "--llm-model", "scripted-ad-llm",
                "--language", "zh", "--no-progress", *flags]
     env = _env()

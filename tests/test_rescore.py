@@ -33,10 +33,10 @@ from paths import OFFICIAL_SCRIPT, REPO, needs_official_eval
 from scipy.stats import spearmanr
 from sklearn.metrics import cohen_kappa_score
 
-from evads_tasks.annotations import TASK_CODES, TASKS, load_annotations
-from evads_tasks.judge.prompts import SECTION_METADATA, SECTION_QUESTION, read_sections
-from evads_tasks.metrics import METRICS
-from evads_tasks.scoring import LEVELS
+from evads_tasks.core.annotations import TASK_CODES, TASKS, load_annotations
+from evads_tasks.core.judge.prompts import SECTION_METADATA, SECTION_QUESTION, read_sections
+from evads_tasks.core.scoring import LEVELS
+from evads_tasks.tasks.metrics import METRICS
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from evads_tasks.responses import answer_part
+from evads_tasks.core.responses import answer_part
 
 
 @pytest.mark.parametrize(("response", "expected"), [

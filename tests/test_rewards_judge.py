@@ -9,7 +9,7 @@ import pytest
 from judge_server import JudgeServer
 
 from evads_rl.judging import MGGRPORewards, MGJudgeScorer
-from evads_tasks.judge import HttpJudge, JudgeRequest
+from evads_tasks.core.judge import HttpJudge, JudgeRequest
 
 LATENCY_S = 0.4
 REFERENCE = "价格是29.9元，主打买一送一"

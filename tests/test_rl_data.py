@@ -9,7 +9,7 @@ import pytest
 from paths import RL_PARQUET, needs_rl_parquet
 
 from evads_rl.data import FrameSettings, build_dataset, frame_times, load_prompted_records
-from evads_tasks.annotations import AnnotationError, EvadsRecord, Event, write_schema
+from evads_tasks.core.annotations import AnnotationError, EvadsRecord, Event, write_schema
 
 
 def _video(path: Path, seconds: int, size: str) -> None:

@@ -23,10 +23,10 @@ from evads_rl.config import load_config
 from evads_rl.resume import RUN_INFO_FILE, stage_resumes
 from evads_rl.settings import grpo_args, peft_config, sft_args
 from evads_rl.train import run_grpo, run_sft
-from evads_tasks.judge import HttpJudge
-from evads_tasks.judge.prompts import SECTION_ANSWER, SECTION_TRACE, read_sections
-from evads_tasks.scoring import LEVELS
-from evads_tasks.tiny_model import NOTICE_FILE, ensure_tiny_vlm
+from evads_tasks.core.judge import HttpJudge
+from evads_tasks.core.judge.prompts import SECTION_ANSWER, SECTION_TRACE, read_sections
+from evads_tasks.core.scoring import LEVELS
+from evads_tasks.sample.tiny_model import NOTICE_FILE, ensure_tiny_vlm
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from paths import RL_PARQUET
 from evads_rl import verl_reward
 from evads_rl.__main__ import main
 from evads_rl.config import CONFIG_DIR
-from evads_tasks.annotations import AnnotationError
+from evads_tasks.core.annotations import AnnotationError
 
 
 @pytest.fixture

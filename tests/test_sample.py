@@ -15,7 +15,7 @@ import decord
 import numpy as np
 import pytest
 
-from evads_tasks.annotations import (
+from evads_tasks.core.annotations import (
     CATEGORIES,
     TASK_CODES,
     load_annotations,
@@ -86,7 +86,7 @@ def test_answers_are_short_and_metadata_matches_the_script(sample_dir, videos):
 
 def test_summary_cli_reads_the_sample(sample_dir):
     result = subprocess.run(
-        [sys.executable, "-m", "evads_tasks.annotations", "summary", "--json",
+        [sys.executable, "-m", "evads_tasks.core.annotations", "summary", "--json",
          str(sample_dir / "annotations" / "rl.parquet")],
         capture_output=True, text=True, check=True)
     summary = json.loads(result.stdout)

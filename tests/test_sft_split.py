@@ -23,9 +23,9 @@ from paths import REPO
 
 from evads_rl.data import FrameSettings, build_dataset
 from evads_rl.verl_data import write_verl_parquet
-from evads_tasks.annotations import AnnotationError, load_annotations
-from evads_tasks.annotations.schemas import SFT_COLUMNS
-from evads_tasks.judge.prompts import SECTION_CLUES, SECTION_METADATA, read_sections
+from evads_tasks.core.annotations import AnnotationError, load_annotations
+from evads_tasks.core.annotations.schemas import SFT_COLUMNS
+from evads_tasks.core.judge.prompts import SECTION_CLUES, SECTION_METADATA, read_sections
 from evads_tasks.tasks import INCLUDE_PATH
 from evads_tasks.tasks.utils import process_results
 
@@ -89,7 +89,7 @@ def test_the_loader_reads_reference_target_metadata_and_no_clues(sft_tree):
 
 
 def test_summary_command(sft_tree):
-    done = subprocess.run([sys.executable, "-m", "evads_tasks.annotations", "summary",
+    done = subprocess.run([sys.executable, "-m", "evads_tasks.core.annotations", "summary",
                            str(sft_tree / "annotations" / "sft.parquet"), "--json"],
                           capture_output=True, text=True, cwd=REPO, check=True)
     summary = json.loads(done.stdout)

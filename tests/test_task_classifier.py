@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from paths import RL_PARQUET
 
-from evads_tasks.annotations import TASK_CODES, assign_tasks, infer_task, load_annotations
+from evads_tasks.core.annotations import TASK_CODES, assign_tasks, infer_task, load_annotations
 
 FIXTURE = Path(__file__).parent / "fixtures" / "rl_task_labels.jsonl"
 

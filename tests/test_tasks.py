@@ -14,9 +14,15 @@ import pytest
 from lmms_eval import utils as lmms_utils
 from lmms_eval.tasks import TaskManager
 
-from evads_tasks.annotations import TASK_CODES, TASKS, AnnotationError, EvadsRecord, write_schema
-from evads_tasks.judge import NO_ANSWER
-from evads_tasks.responses import judged_text
+from evads_tasks.core.annotations import (
+    TASK_CODES,
+    TASKS,
+    AnnotationError,
+    EvadsRecord,
+    write_schema,
+)
+from evads_tasks.core.judge import NO_ANSWER
+from evads_tasks.core.responses import judged_text
 from evads_tasks.tasks import INCLUDE_PATH
 from evads_tasks.tasks.utils import EVADS_INSTRUCTION, process_results
 

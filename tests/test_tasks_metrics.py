@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from evads_tasks.metrics import (
+from evads_tasks.runs.report import ScoredSample, format_report, model_description, summarize
+from evads_tasks.runs.scored_runs import model_info
+from evads_tasks.sample.tiny_model import NOTICE_FILE
+from evads_tasks.tasks.metrics import (
     JUDGE_METRIC,
     METRICS,
     all_mean,
@@ -21,9 +24,6 @@ from evads_tasks.metrics import (
     sample_metrics,
     total_over_tasks,
 )
-from evads_tasks.run_report import ScoredSample, format_report, model_description, summarize
-from evads_tasks.scored_runs import model_info
-from evads_tasks.tiny_model import NOTICE_FILE
 
 IDS = {"question_id": "q1", "video_id": "v1", "task": "BP", "category": "Personal Care"}
 JUDGE = {"judge": "test-judge", "raw": "Answer: 0.75", "error": None, "cached": False,

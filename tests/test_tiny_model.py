@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from evads_tasks.tiny_model import NOTICE_FILE, ensure_tiny_vlm, is_tiny_random
+from evads_tasks.sample.tiny_model import NOTICE_FILE, ensure_tiny_vlm, is_tiny_random
 
 
 @pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from evads_tasks.video_probe import (
+from evads_tasks.core.video_probe import (
     BAD_VIDEOS_ENV,
     BadVideosError,
     bad_video_mode,

@@ -1,4 +1,8 @@
-"""The bundled sample: eight synthetic product ads with E-VAds annotations, from a seed."""
+"""The bundled sample: eight synthetic product ads with E-VAds annotations, from a seed,
+and the tiny random Qwen2-VL / Qwen2.5-VL built offline for smoke runs (``tiny_model``).
+
+May import ``evads_tasks.core`` only.
+"""
 
 from .generate import DONE, build_script, generate_sample, script_records
 

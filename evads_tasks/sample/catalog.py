@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..annotations.categories import CATEGORIES
+from evads_tasks.core.annotations.categories import CATEGORIES
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..annotations import EvadsRecord, write_jsonl, write_schema
+from evads_tasks.core.annotations import EvadsRecord, write_jsonl, write_schema
+
 from .questions import video_records
 from .render import encode
 from .speech import synthesize, voiceover_track, wav_seconds

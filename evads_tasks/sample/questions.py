@@ -10,9 +10,10 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from ..annotations import EvadsRecord, render_metadata
-from ..annotations.schemas import sft_target
-from ..annotations.task_labels import TASK_CODES
+from evads_tasks.core.annotations import EvadsRecord, render_metadata
+from evads_tasks.core.annotations.schemas import sft_target
+from evads_tasks.core.annotations.task_labels import TASK_CODES
+
 from .timeline import screen_text, video_events
 
 VIDEO_PATH = "../videos/{video_id}.mp4"  # as in the authors' tree

@@ -11,7 +11,8 @@ import math
 import random
 from dataclasses import dataclass
 
-from ..annotations.categories import CATEGORIES
+from evads_tasks.core.annotations.categories import CATEGORIES
+
 from .catalog import CLOSING, PRODUCTS, Beat, Claim, Product
 
 FPS = 25

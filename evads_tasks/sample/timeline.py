@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..annotations import Event
+from evads_tasks.core.annotations import Event
 
 
 def spoken_words(video: dict) -> dict[int, list[str]]:

@@ -1,4 +1,8 @@
-"""The lmms-eval include path of E-VAds: task YAMLs, the task table and their functions."""
+"""The lmms-eval include path of E-VAds: task YAMLs, the task table and their functions
+(``utils.py``: data, prompts, judging; ``metrics.py``: per-sample values and aggregations).
+
+May import ``evads_tasks.core`` and lmms-eval; never ``runs``, the generator or ``evads_rl``.
+"""
 
 from pathlib import Path
 

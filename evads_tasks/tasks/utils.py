@@ -8,7 +8,7 @@ and ``process_docs`` replaces it with that task's questions.
 
 The model is given the test split's ``asr_input`` and the judge its ``asr_ocr_meta`` (each
 record keeps both), in either protocol (``$EVADS_PROTOCOL``, chosen with the judge in
-``evads_tasks.judge.config``): ``evads`` words the question prompt itself; ``official`` builds
+``evads_tasks.core.judge.config``): ``evads`` words the question prompt itself; ``official`` builds
 it, and the judged text, exactly as the authors' script does, from the user's copy of it.
 """
 
@@ -20,7 +20,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evads_tasks.annotations import (
+from evads_tasks.core.annotations import (
     ANNOTATIONS_ENV,
     HUB_DATASET,
     TASKS,
@@ -30,17 +30,17 @@ from evads_tasks.annotations import (
     load_annotations,
     resolve_video,
 )
-from evads_tasks.annotations.hub import download_hub_dataset
-from evads_tasks.annotations.schemas import reasoning_prompt
-from evads_tasks.annotations.videos import videos_beside
-from evads_tasks.judge import Judge, JudgeRequest, JudgeResult, judge_from_env
-from evads_tasks.judge.config import JUDGE_ENVS, judge_protocol
-from evads_tasks.judge.error_rate import RUN_TALLY
-from evads_tasks.judge.protocols import OFFICIAL, JudgeProtocol
-from evads_tasks.judge_accounting import judge_price, usage_record
-from evads_tasks.metrics import EXCLUDED_KEY, sample_metrics
-from evads_tasks.responses import authors_judged_text, judged_text
-from evads_tasks.video_probe import BadVideosError, bad_video_mode, check_videos
+from evads_tasks.core.annotations.hub import download_hub_dataset
+from evads_tasks.core.annotations.schemas import reasoning_prompt
+from evads_tasks.core.annotations.videos import videos_beside
+from evads_tasks.core.judge import Judge, JudgeRequest, JudgeResult, judge_from_env
+from evads_tasks.core.judge.accounting import judge_price, usage_record
+from evads_tasks.core.judge.config import JUDGE_ENVS, judge_protocol
+from evads_tasks.core.judge.error_rate import RUN_TALLY
+from evads_tasks.core.judge.protocols import OFFICIAL, JudgeProtocol
+from evads_tasks.core.responses import authors_judged_text, judged_text
+from evads_tasks.core.video_probe import BadVideosError, bad_video_mode, check_videos
+from evads_tasks.tasks.metrics import EXCLUDED_KEY, sample_metrics
 
 if TYPE_CHECKING:  # imported where used: `datasets` takes seconds, and rescore needs none
     import datasets

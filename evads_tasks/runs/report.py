@@ -1,0 +1,267 @@
+"""A Markdown + PNG summary of one E-VAds run: per task, dimension, overall and category.
+
+The run is an lmms-eval run or the authors' script output (:mod:`evads_tasks.runs.scored_runs`).
+The report says how the numbers were made: which model (and whether it was a random
+stand-in), which protocol (with the official script's sha256), which judge with which call
+parameters. Means are taken the authors' way, over the judged answers, with the judge
+failures counted beside them. Dimension and overall rows are computed as lmms-eval computes
+its group rows (the size-weighted mean of the task means), so the report and the results JSON
+give one number for a run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from evads_tasks.core.annotations import TASK_CODES, TASKS
+from evads_tasks.core.judge.api import JudgeConfigError
+from evads_tasks.core.judge.accounting import judge_price, usage_section, usage_totals
+from evads_tasks.tasks.metrics import (
+    ALL_METRICS,
+    ALL_SUFFIX,
+    METRIC_LABELS,
+    METRICS,
+    SCORE_KEY,
+    call_text,
+    judged_mean,
+)
+from evads_tasks.core.official_script import CHECKED_SHA256
+from .scored_runs import (
+    RESULTS_GLOB,
+    ScoredRun,
+    ScoredSample,
+    load_official_results,
+    load_run,
+    model_description,
+)
+
+__all__ = ["RESULTS_GLOB", "ScoredSample", "format_report", "model_description", "summarize",
+           "write_official_report", "write_report"]
+
+REPORT_NAME = "evads_report.md"
+CHART_NAME = "evads_report.png"
+_FALLBACK_WARNING = ("Scores come from the offline similarity fallback, not the paper's LLM "
+                     "judge: they are not comparable with published E-VAds numbers.")
+_EVADS_PROTOCOL_NOTE = ("the evads protocol: our own prompt and judge wording, not the "
+                        "authors' (EVADS_PROTOCOL=official reproduces their script)")
+
+
+def score_row(samples: list[ScoredSample]) -> dict:
+    """Questions, judged, judge errors and R5/R3/R2/G over the judged ones (NaN if none).
+
+    Scores were checked when read (levels, or any number under the official protocol), so
+    the authors' arithmetic applies to all of them."""
+    judged = [s.score for s in samples if s.score is not None]
+    row = {"questions": len(samples), "judged": len(judged),
+           "judge_errors": len(samples) - len(judged)}
+    for name, metric in METRICS.items():
+        values = [metric(x, strict=False) for x in judged]
+        row[name] = judged_mean([{SCORE_KEY: value} for value in values])
+        # ALL: a failed judgement counts 0 (metrics.all_mean, as the results JSON's)
+        row[name + ALL_SUFFIX] = sum(values) / len(samples) if samples else math.nan
+    return row
+
+
+def weighted_row(task_rows: list[dict]) -> dict:
+    """A group row as lmms-eval computes it: counts summed, each metric the mean of the task
+    means weighted by task size (questions, judged or not); NaN when any task mean is."""
+    sizes = [row["questions"] for row in task_rows]
+    row = {key: sum(r[key] for r in task_rows) for key in ("questions", "judged",
+                                                           "judge_errors")}
+    for name in (*METRICS, *ALL_METRICS):
+        row[name] = sum(r[name] * n for r, n in zip(task_rows, sizes, strict=True)) / sum(sizes)
+    return row
+
+
+def summarize(samples: list[ScoredSample]) -> dict[str, dict[str, dict]]:
+    """Rows per task, per dimension plus overall (as lmms-eval's groups), per category
+    (pooled over its judged questions: categories cut across tasks)."""
+    by_task, by_category = defaultdict(list), defaultdict(list)
+    for sample in samples:
+        by_task[sample.task].append(sample)
+        by_category[sample.category].append(sample)
+    tasks = {code: score_row(by_task[code]) for code in TASK_CODES if code in by_task}
+    by_dimension = defaultdict(list)
+    for code, row in tasks.items():
+        by_dimension[TASKS[code].dimension].append(row)
+    return {
+        "tasks": tasks,
+        "dimensions": {**{dim: weighted_row(rows) for dim, rows in by_dimension.items()},
+                       "Overall": weighted_row(list(tasks.values()))},
+        "categories": {cat: score_row(rows) for cat, rows in sorted(by_category.items())},
+    }
+
+
+def task_label(code: str) -> str:
+    return f"{code} {TASKS[code].name}"
+
+
+def fmt(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
+
+
+def _table(title: str, rows: dict[str, dict]) -> list[str]:
+    """VALID means (R5 ... G), then ALL means (R5 ALL ... G ALL)."""
+    labels = [*METRIC_LABELS.values(), *(f"{label} ALL" for label in METRIC_LABELS.values())]
+    lines = [f"| {title} | questions | judged | judge errors | {' | '.join(labels)} |",
+             "|---|---:|---:|---:|" + "---:|" * len(labels)]
+    for name, row in rows.items():
+        scores = " | ".join(fmt(row[metric]) for metric in (*METRIC_LABELS, *ALL_METRICS))
+        lines.append(f"| {name} | {row['questions']} | {row['judged']} | "
+                     f"{row['judge_errors']} | {scores} |")
+    return lines
+
+
+def limit_text(limit: float) -> str:
+    """lmms-eval's ``--limit`` in words: between 0 and 1 a fraction of each task's questions,
+    else a count (which it stores as a float: 2.0 reads as 2)."""
+    if 0 < limit < 1:
+        return f"{limit * 100:g}% of the questions per task"
+    return f"{int(limit) if float(limit).is_integer() else limit} questions per task"
+
+
+def protocol_lines(info: dict) -> list[str]:
+    """How the judged text was asked and read: protocol, script, judge and its call."""
+    protocol = info.get("protocol") or "evads"
+    if protocol == "official":
+        sha = info.get("official_script_sha256")
+        script = ("" if not sha else f"; script sha256 `{sha}` ("
+                  + ("the version evads was checked against" if sha == CHECKED_SHA256 else
+                     "NOT the version evads was checked against") + ")")
+        text = f"- protocol: official (the authors' evaluation script){script}"
+    else:
+        text = f"- protocol: {protocol} — {_EVADS_PROTOCOL_NOTE}"
+    lines = [text, f"- judge: {', '.join(info.get('judges') or ['unknown'])}"]
+    for settings in info.get("judge_settings") or []:
+        if call := call_text(settings):
+            lines.append(f"  - {settings.get('judge', 'judge')}: {call}")
+    return lines
+
+
+def format_report(info: dict, summary: dict, no_answers: int = 0,
+                  chart: str | None = None) -> str:
+    """The Markdown report of a run's ``info`` (see ``ScoredRun``) and ``summary``."""
+    random_model = info.get("random_model")
+    lines = ["# E-VAds evaluation report", "",
+             f"- results: `{info.get('source', '?')}` ({info.get('kind', 'lmms-eval run')})",
+             f"- model: {info.get('model', '?')}",
+             "- random model: " + ("unknown" if random_model is None else
+                                   "yes" if random_model else "no"),
+             *protocol_lines(info)]
+    if no_answers:
+        lines.append(f"- {no_answers} empty answer(s) scored 0 by rule, without a judge call")
+    if excluded := info.get("excluded"):
+        per_task = ", ".join(f"{code} {n}" for code, n in excluded.items())
+        lines.append(f"- **{sum(excluded.values())} question(s) excluded** ({per_task}): their "
+                     "video cannot be decoded (EVADS_BAD_VIDEOS=skip); never scored, in no "
+                     "mean or question count below")
+    if any("fallback" in judge for judge in info.get("judges") or []):
+        lines.append(f"- **{_FALLBACK_WARNING}**")
+    if info.get("limit") not in (None, -1):
+        lines.append(f"- limit: {limit_text(info['limit'])} (a partial run, not the full "
+                     "benchmark)")
+    lines += _rescore_lines(info.get("rescore"))
+    lines += ["- R5/R3/R2/G (VALID) average the judged questions only (the authors' way); judge "
+              "errors are counted beside them, not scored. R5 ALL ... G ALL average every "
+              "question, a judge error counted 0. Dimension and overall rows are the "
+              "size-weighted mean of the task rows (as lmms-eval's group rows); category rows "
+              "average their questions.", "",
+              "## Per task", "", *_table("task", {
+                  task_label(code): row for code, row in summary["tasks"].items()}),
+              "", "## Per dimension and overall", "", *_table("dimension", summary["dimensions"]),
+              "", "## Per product category", "", *_table("category", summary["categories"]), ""]
+    if chart:
+        lines += [f"![R5/R3/R2/G per task and dimension]({chart})", ""]
+    lines += usage_lines(summary.get("usage") or {})
+    return "\n".join(lines)
+
+
+def usage_rows(samples: list[ScoredSample]) -> dict[str, dict]:
+    """Judge usage totals per task label, then ``all``; empty when no sample recorded any."""
+    recorded = [s for s in samples if s.usage is not None]
+    if not recorded:
+        return {}
+    rows = {task_label(code): usage_totals([s.usage for s in recorded if s.task == code])
+            for code in TASK_CODES if any(s.task == code for s in recorded)}
+    return {**rows, "all": usage_totals([s.usage for s in recorded])}
+
+
+def usage_lines(rows: dict[str, dict]) -> list[str]:
+    """The judge usage section, priced by $EVADS_JUDGE_PRICE when it is set and valid."""
+    try:
+        price = judge_price()
+    except JudgeConfigError as error:
+        return [*usage_section(rows, None), f"- {error} (not priced)", ""]
+    return usage_section(rows, price)
+
+
+def _rescore_lines(rescore: dict | None) -> list[str]:
+    if not rescore:
+        return []
+    return [f"- **rescore**: the predictions of `{rescore.get('source')}` judged again by "
+            f"{rescore.get('judge')} (protocol {rescore.get('protocol')}); **no model was "
+            f"loaded**; {rescore.get('calls', 0)} judge call(s) made for its verdicts "
+            f"({rescore.get('calls_now', 0)} in its last {rescore.get('wall_s', 0):.1f} s)"]
+
+
+def draw_chart(summary: dict, path: Path, title: str) -> Path | None:
+    """Grouped bars of R5/R3/R2/G per task, dimension and overall; None without matplotlib
+    (it comes with the ``density`` extra)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = {**{code: row for code, row in summary["tasks"].items()}, **summary["dimensions"]}
+    names = list(rows)
+    labels = [f"{name}\n{rows[name]['judged']} judged, {rows[name]['judge_errors']} failed"
+              for name in names]
+    fig, axis = plt.subplots(figsize=(max(7.0, 1.3 * len(labels)), 4.6), constrained_layout=True)
+    width = 0.8 / len(METRIC_LABELS)
+    for index, (metric, label) in enumerate(METRIC_LABELS.items()):
+        values = [0.0 if math.isnan(rows[name][metric]) else rows[name][metric]
+                  for name in names]
+        axis.bar([i + (index - 1.5) * width for i in range(len(labels))], values, width,
+                 label=label)
+    axis.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
+    top = max([1.0, *(row[m] for row in rows.values() for m in METRIC_LABELS
+                      if not math.isnan(row[m]))])  # official scores may pass 1
+    axis.set_ylim(0, top)
+    axis.set_ylabel("mean over judged answers")
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(ncols=4, fontsize=8)
+    axis.set_title(title, fontsize=9, wrap=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _write(run: ScoredRun, markdown_path: Path) -> Path:
+    summary = {**summarize(run.samples), "usage": usage_rows(run.samples)}
+    markdown_path.parent.mkdir(parents=True, exist_ok=True)
+    title = f"E-VAds: {run.info.get('kind')}, protocol {run.info.get('protocol')}" + (
+        " — RANDOM model" if run.info.get("random_model") else "")
+    chart = draw_chart(summary, markdown_path.with_name(CHART_NAME), title)
+    markdown_path.write_text(
+        format_report(run.info, summary, sum(s.no_answer for s in run.samples),
+                      chart.name if chart else None), encoding="utf-8")
+    return markdown_path
+
+
+def write_report(results_dir: str | Path, out: str | Path | None = None,
+                 since: float | None = None) -> Path:
+    """Write an lmms-eval run's report (default: beside its results JSON, with the PNG)
+    and return the Markdown's path. ``since``: only results written at or after this Unix
+    time count."""
+    run = load_run(results_dir, since)
+    return _write(run, Path(out) if out else Path(run.info["source"]).parent / REPORT_NAME)
+
+
+def write_official_report(results_file: str | Path, out: str | Path | None = None) -> Path:
+    """Write the report of the authors' ``final_results.csv``/``.json`` (default: beside it)."""
+    run = load_official_results(results_file)
+    return _write(run, Path(out) if out else Path(results_file).parent / REPORT_NAME)

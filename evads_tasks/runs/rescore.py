@@ -1,0 +1,525 @@
+"""``python -m evads_tasks rescore RUN --out NEW_DIR``: judge a finished run's predictions again.
+
+Why: a model's run on the test split is GPU hours, the judge a paid API whose alias moves.
+A rescore reads the predictions a run logged (lmms-eval ``--log_samples``: each sample keeps
+the model's response and, in its judge record, the judge's inputs; see
+``tasks.utils.judge_doc``) or the authors' ``final_results.csv``, judges every one with the
+judge configured now (either protocol), through the same judge cache (an unchanged judge
+makes no call), and writes a results JSON, sample logs and the report in the layout of an
+lmms-eval run, so ``report`` and ``compare`` read it as any run. No model is loaded.
+
+Resume: each verdict is appended to ``rescore_progress.jsonl`` in the output folder as it
+comes (the first line names the source, judge and protocol); a killed rescore started again
+judges only what is missing, and again what the judge failed on. The same folder with
+another source, judge or protocol is refused unless ``--fresh``.
+
+Runs logged before evads kept the judge's inputs in the samples can be rescored with
+``--annotations FILE`` (the run's ``EVADS_ANNOTATIONS``): the inputs are then taken from the
+dataset by question id.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from evads_tasks.core.annotations import TASK_CODES, TASKS, canonical_category, load_annotations
+from evads_tasks.core.judge import HttpJudge, Judge
+from evads_tasks.core.judge.config import judge_concurrency
+from evads_tasks.core.judge.error_rate import error_rate_failure, max_judge_error_rate
+from evads_tasks.core.judge.protocols import JudgeProtocol
+from evads_tasks.core.judge.accounting import (
+    Price,
+    format_tokens,
+    merge_totals,
+    priced,
+    served_model_warning,
+    usage_totals,
+)
+from evads_tasks.tasks.metrics import (
+    ALL_METRICS,
+    EXCLUDED_KEY,
+    EXCLUDED_METRIC,
+    JUDGE_METRIC,
+    METRICS,
+    RUN_METRIC,
+    USAGE_METRIC,
+    count_excluded,
+    run_settings,
+    same_over_tasks,
+    task_name,
+)
+from .scored_runs import (
+    AUTHORS_OUTPUT,
+    RUN_FACTS_KEY,
+    authors_rows,
+    find_run,
+    logged_samples,
+    model_info,
+    read_results,
+    scored_samples,
+)
+
+PROGRESS_FILE = "rescore_progress.jsonl"
+NO_MODEL = "no model is loaded: the logged predictions are judged again"
+# lmms-eval's groups of the E-VAds tasks (evads_tasks/tasks/*.yaml).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "evads_perception": ("BP", "CM"), "evads_reasoning": ("ML", "CI", "RC"),
+    "evads": TASK_CODES}
+# The values process_results returns: replaced in a rescored sample, the rest is kept.
+_METRIC_KEYS = (*METRICS, *ALL_METRICS, JUDGE_METRIC, EXCLUDED_METRIC, RUN_METRIC,
+                USAGE_METRIC)
+# The columns of the authors' final_results rows a rescore needs.
+AUTHORS_INPUTS = ("ques_id", "ques_categories", "question", "answer", "prediction",
+                  "evidence", "asr_ocr_meta")
+INPUT_KEYS = ("question", "metadata", "clues", "reference")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One logged prediction: the doc fields the judge needs (as ``process_docs`` builds
+    them), the model's response, its task and the logged sample it came from."""
+
+    doc: dict
+    response: str
+    task: str
+    logged: dict
+
+
+@dataclass(frozen=True)
+class Source:
+    """A finished run's predictions and what it says about how they were made."""
+
+    path: Path
+    kind: str
+    predictions: list[Prediction]
+    results: dict
+    prompt: str | None
+    model: str
+    random_model: bool | None
+    root: Path | None = None  # the run folder given (None for the authors' file)
+
+
+# ---- reading a finished run ----------------------------------------------------------
+
+def read_source(source: str | Path, annotations: str | None = None) -> Source:
+    """An lmms-eval run folder (or a rescore's), or the authors' ``final_results.csv`` /
+    ``.json``; ValueError / FileNotFoundError naming what is wrong."""
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() in (".csv", ".json"):
+        return _authors_source(path)
+    return _run_source(path, annotations)
+
+
+def _text(value: object) -> str:
+    return "" if value is None or value != value else str(value)  # None, NaN -> ""
+
+
+def _authors_source(path: Path) -> Source:
+    predictions = []
+    for number, (row, code, _) in enumerate(authors_rows(path, AUTHORS_INPUTS, "a rescore")):
+        doc = {"question_id": _text(row["ques_id"]), "video_id": _text(row.get("video_id")),
+               "task": code,
+               "category": canonical_category(_text(row.get("goods_category"))) or "unknown",
+               "question": _text(row["question"]), "metadata": _text(row["asr_ocr_meta"]),
+               "clues": _text(row["evidence"]), "answer": _text(row["answer"]),
+               EXCLUDED_KEY: 0}
+        prediction = _text(row["prediction"])
+        predictions.append(Prediction(doc, prediction, task_name(code), {
+            "doc_id": number, "target": doc["answer"], "filtered_resps": prediction,
+            "input": _text(row.get("asr_input"))}))
+    return Source(path, AUTHORS_OUTPUT, predictions, {}, None,
+                  "as the authors' script ran it (not recorded in its output)", None)
+
+
+def _run_source(path: Path, annotations: str | None) -> Source:
+    results_path, sample_paths = find_run(path)
+    results = read_results(results_path)
+    predictions, prompts, lacking = [], set(), []
+    for sample_path in sample_paths:
+        name = sample_path.name.split("_samples_", 1)[1].removesuffix(".jsonl")
+        for logged, where in logged_samples(sample_path):
+            prediction = _logged_prediction(logged, name, where)
+            predictions.append(prediction)
+            prompts.add((prediction.logged.get(RUN_METRIC) or {}).get("prompt"))
+            if "question" not in prediction.doc:
+                lacking.append(prediction)
+    if not predictions:
+        raise ValueError(f"the sample logs beside {results_path} are empty")
+    if lacking:
+        predictions = _with_annotations(predictions, annotations, results_path)
+    facts = results.get(RUN_FACTS_KEY) if isinstance(results.get(RUN_FACTS_KEY), dict) else {}
+    model, random_model = model_info(results.get("config") or {}, results_path.parent)
+    prompts.discard(None)
+    return Source(results_path, "lmms-eval run" if "rescore" not in facts else "rescore",
+                  predictions, results, ", ".join(sorted(prompts)) or None,
+                  facts.get("model", model), facts.get("random_model", random_model), path)
+
+
+def _logged_prediction(logged: object, name: str, where: str) -> Prediction:
+    record = logged.get(JUDGE_METRIC) if isinstance(logged, dict) else None
+    if not isinstance(record, dict) or "question_id" not in record or "task" not in record:
+        raise ValueError(f"{where}: no E-VAds judge record ('{JUDGE_METRIC}' with question_id "
+                         "and task); was the run --predict_only?")
+    if record["task"] not in TASKS:
+        raise ValueError(f"{where}: unknown task {record['task']!r}")
+    response = logged.get("filtered_resps")
+    if isinstance(response, list):
+        response = response[0] if response else ""
+    if not isinstance(response, str):
+        raise ValueError(f"{where}: no model response (filtered_resps) to judge")
+    doc = {"question_id": str(record["question_id"]), "video_id": record.get("video_id", ""),
+           "task": record["task"], "category": record.get("category") or "unknown",
+           EXCLUDED_KEY: (logged.get(EXCLUDED_METRIC) or {}).get(EXCLUDED_KEY, 0)}
+    inputs = record.get("inputs")
+    if isinstance(inputs, dict) and all(isinstance(inputs.get(k), str) for k in INPUT_KEYS):
+        doc.update(question=inputs["question"], metadata=inputs["metadata"],
+                   clues=inputs["clues"], answer=inputs["reference"])
+    return Prediction(doc, response, name, logged)
+
+
+def _with_annotations(predictions: list[Prediction], annotations: str | None,
+                      results_path: Path) -> list[Prediction]:
+    """Fill the judge's inputs of samples logged without them from the run's annotations."""
+    if not annotations:
+        raise ValueError(f"the samples beside {results_path} do not keep the judge's inputs "
+                         "(logged before evads recorded them): pass --annotations FILE, the "
+                         "run's EVADS_ANNOTATIONS, to take them from the dataset")
+    records = {r.question_id: r for r in load_annotations(annotations)}
+    filled = []
+    for prediction in predictions:
+        if "question" not in prediction.doc:
+            record = records.get(prediction.doc["question_id"])
+            if record is None:
+                raise ValueError(f"question {prediction.doc['question_id']} of "
+                                 f"{results_path} is not in {annotations}")
+            prediction.doc.update(question=record.question, metadata=record.metadata_text(),
+                                  clues=record.clues, answer=record.answer)
+        filled.append(prediction)
+    return filled
+
+
+# ---- judging ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Plan:
+    """What a rescore would do, before any call (``--dry-run``)."""
+
+    predictions: int
+    done: int             # already in this folder's progress file
+    by_rule: int          # empty answers scored 0 without a call
+    cached: int           # in the judge cache: no call
+    calls: int            # at least one call each
+    prompt_tokens: int    # estimated, for the calls
+    completion_tokens: int
+
+
+def plan(source: Source, judge: Judge, protocol: JudgeProtocol,
+         done: Sequence[str] = ()) -> Plan:
+    """Count the calls left and estimate their tokens (one per CJK character plus one per
+    four other characters of the real judge messages, a typical reply's completion)."""
+    from evads_tasks.core.tokens import JUDGE_REPLY_TOKENS, message_tokens
+    from evads_tasks.tasks.utils import judge_request
+
+    finished = set(done)
+    by_rule = cached = calls = prompt_tokens = 0
+    llm = isinstance(judge, HttpJudge)
+    for prediction in source.predictions:
+        if prediction.doc["question_id"] in finished:
+            continue
+        request = judge_request(protocol, prediction.doc, prediction.response)
+        if protocol.empty_by_rule and not request.answer.strip():
+            by_rule += 1
+        elif llm and judge.cache is not None and judge.cache.get_verdict(
+                judge.request_key(request)) is not None:
+            cached += 1
+        elif llm:
+            calls += 1
+            prompt_tokens += message_tokens(protocol.messages(request))
+    return Plan(len(source.predictions), len(finished & {p.doc["question_id"]
+                                                          for p in source.predictions}),
+                by_rule, cached, calls, prompt_tokens, calls * JUDGE_REPLY_TOKENS)
+
+
+def format_plan(result: Plan, judge: Judge, price: Price | None) -> str:
+    lines = [f"dry run ({NO_MODEL}; nothing is called or written):",
+             f"  predictions       {result.predictions}",
+             f"  already rescored  {result.done} (in {PROGRESS_FILE})",
+             f"  scored by rule    {result.by_rule} (empty answers: 0 without a call)",
+             f"  in the cache      {result.cached} (no call)",
+             f"  judge calls       {result.calls} (at least: an unparseable reply is asked "
+             f"again, a failed call retried)"]
+    if not isinstance(judge, HttpJudge):
+        lines.append(f"  judge             {judge.name}: no calls, no tokens")
+    else:
+        lines.append(f"  tokens (est.)     ~{result.prompt_tokens:,} prompt + "
+                     f"~{result.completion_tokens:,} completion")
+        if price is not None:
+            cost = price.cost(result.prompt_tokens, result.completion_tokens)
+            lines.append(f"  cost (est.)       ~{cost:.4f} at {price.input_per_1m:g} / "
+                         f"{price.output_per_1m:g} per 1M tokens")
+    return "\n".join(lines)
+
+
+def progress_header(source: Source, judge: Judge, protocol: JudgeProtocol) -> dict:
+    """What a progress file was made with: a rescore resumes only the same three (as JSON
+    reads them back, so that it compares equal)."""
+    script = protocol.script
+    return json.loads(json.dumps({
+        "source": str(source.path.resolve()), "judge": judge.name, "protocol": protocol.name,
+        "call": protocol.cache_params(),
+        "official_script_sha256": script.sha256 if script is not None else None}))
+
+
+class Progress:
+    """The output folder's progress file: a header line, then one line per verdict."""
+
+    def __init__(self, out: Path, header: dict, fresh: bool = False) -> None:
+        self.path = out / PROGRESS_FILE
+        self._lock = threading.Lock()
+        self.entries: dict[str, dict] = {}
+        if self.path.exists() and not fresh:
+            self._read(header)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            # the outputs' lmms-eval date id, kept so a resumed rescore rewrites its files
+            self.date_id = time.strftime("%Y%m%d_%H%M%S")
+            self.path.write_text(json.dumps({"header": header, "date_id": self.date_id})
+                                 + "\n", encoding="utf-8")
+
+    def _read(self, header: dict) -> None:
+        text = self.path.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):  # a kill cut the last line: start a new one
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write("\n")
+        lines = text.splitlines()
+        first = json.loads(lines[0]) if lines else {}
+        old = first.get("header")
+        self.date_id = first.get("date_id") or time.strftime("%Y%m%d_%H%M%S")
+        if old != header:
+            changed = [f"{key} {json.dumps((old or {}).get(key))} -> {json.dumps(header[key])}"
+                       for key in header if (old or {}).get(key) != header[key]]
+            raise ValueError(f"{self.path.parent} holds a rescore of another source, judge or "
+                             f"protocol ({'; '.join(changed)}): pass --fresh to start over "
+                             "there, or another --out")
+        for line in lines[1:]:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # the line a kill cut short
+                continue
+            self.entries[entry["question_id"]] = entry
+
+    def done(self) -> list[str]:
+        """Question ids judged already (a judge failure is judged again)."""
+        return [qid for qid, entry in self.entries.items()
+                if entry["values"][JUDGE_METRIC].get("error") is None]
+
+    def add(self, question_id: str, judged: bool, values: dict) -> None:
+        entry = {"question_id": question_id, "judged": judged, "values": values}
+        with self._lock:
+            self.entries[question_id] = entry
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                handle.flush()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    results: Path
+    report: Path
+    predictions: int
+    judged_now: int
+    calls_now: int        # HTTP calls this invocation made
+    wall_s: float
+    usage: dict
+    failure: str | None   # the error-rate failure line, when above the limit
+
+
+def rescore(source: Source, out: Path, judge: Judge, protocol: JudgeProtocol, *,
+            fresh: bool = False, progress: bool = True, price: Price | None = None,
+            max_error_rate: float | None = None) -> Outcome:
+    """Judge every prediction of ``source`` again and write the run layout into ``out``."""
+    from .report import write_report
+    from evads_tasks.tasks.utils import judge_doc, run_description
+
+    started = time.monotonic()
+    _check_out(source, out)
+    state = Progress(out, progress_header(source, judge, protocol), fresh)
+    finished = set(state.done())
+    todo = [p for p in source.predictions if p.doc["question_id"] not in finished]
+    run = {**run_description(judge, protocol), "prompt": source.prompt}
+    concurrency = getattr(judge, "concurrency", None) or judge_concurrency()
+
+    def one(prediction: Prediction) -> None:
+        _, judged, values = judge_doc(judge, protocol, prediction.doc, prediction.response,
+                                      run)
+        state.add(prediction.doc["question_id"], judged, values)
+        bar.update(1)
+
+    with tqdm(total=len(todo), desc="rescore", unit="verdict",
+              disable=not progress or not todo) as bar, \
+            ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(todo) or 1))) as pool:
+        list(pool.map(one, todo))
+    entries = [state.entries[p.doc["question_id"]] for p in source.predictions]
+    wall_s = time.monotonic() - started
+    calls_now = sum(int(state.entries[p.doc["question_id"]]["values"].get(USAGE_METRIC, {})
+                        .get("calls") or 0) for p in todo)
+    usage = priced(usage_totals(e["values"][USAGE_METRIC] for e in entries
+                                if USAGE_METRIC in e["values"]), price)
+    facts = {"model": source.model, "random_model": source.random_model, "rescore": {
+        "source": str(source.path), "source_kind": source.kind, "judge": judge.name,
+        "judge_settings": judge.settings(), "protocol": protocol.name,
+        "no_model_loaded": True, "predictions": len(entries), "judged_now": len(todo),
+        "calls": usage["calls"], "calls_now": calls_now, "wall_s": round(wall_s, 3),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}}
+    results = _write_run(source, out, entries, facts, price, state.date_id)
+    report = write_report(out, since=None)
+    judged = [e for e in entries if e["judged"]]
+    errors = [e["values"][JUDGE_METRIC].get("error") for e in judged
+              if e["values"][JUDGE_METRIC].get("error") is not None]
+    failure = error_rate_failure(len(errors), len(judged), errors[0] if errors else None,
+                                 max_judge_error_rate() if max_error_rate is None
+                                 else max_error_rate)
+    return Outcome(results, report, len(entries), len(todo), calls_now, wall_s, usage,
+                   failure)
+
+
+def _check_out(source: Source, out: Path) -> None:
+    """The output folder must neither hold the source run (its results would be mixed) nor
+    lie inside its folder (``report RUN`` would then read the rescore as the newest run)."""
+    where = source.path.resolve().parent
+    target = out.resolve()
+    inside = source.root is not None and source.root.resolve() in target.parents
+    if target == where or target in where.parents or inside:
+        raise ValueError(f"--out {out} {'lies inside' if inside else 'holds'} the run being "
+                         f"rescored ({source.root or source.path}): write the rescore to a "
+                         "folder of its own")
+
+
+def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
+               price: Price | None, date_id: str) -> Path:
+    """Sample logs and a results JSON named as lmms-eval names them (``DATE_samples_TASK.jsonl``,
+    ``DATE_results.json``), the source's lmms-eval fields kept."""
+    from .report import score_row, weighted_row
+
+    logs: dict[Path, list[dict]] = {}
+    for prediction, entry in zip(source.predictions, entries, strict=True):
+        kept = {k: v for k, v in prediction.logged.items() if k not in _METRIC_KEYS}
+        logs.setdefault(out / f"{date_id}_samples_{prediction.task}.jsonl", []).append(
+            {**kept, **entry["values"]})
+    for path, logged in logs.items():
+        path.write_text("".join(json.dumps(sample, ensure_ascii=False) + "\n"
+                                for sample in logged), encoding="utf-8")
+    # scored as read_samples would read the logs back (the report reads them once, later)
+    samples, _ = scored_samples((sample, f"{path}, line {number}")
+                                for path, logged in logs.items()
+                                for number, sample in enumerate(logged, 1))
+    values: dict[str, list[dict]] = {}  # per task code, its samples' metric values
+    for entry in entries:
+        values.setdefault(entry["values"][JUDGE_METRIC]["task"], []).append(entry["values"])
+    rows, usages, excluded, runs = {}, {}, {}, {}
+    for code in TASK_CODES:
+        mine = [s for s in samples if s.task == code]
+        if mine:
+            rows[code] = score_row(mine)
+            usages[code] = usage_totals(s.usage for s in mine if s.usage is not None)
+            # the aggregations the task YAML gives lmms-eval for these metrics
+            excluded[code] = count_excluded([v[EXCLUDED_METRIC] for v in values[code]])
+            runs[code] = run_settings([v[RUN_METRIC] for v in values[code]])
+    source_rows = source.results.get("results") or {}
+    results: dict = {}
+    for code, row in rows.items():
+        results[task_name(code)] = {
+            "alias": (source_rows.get(task_name(code)) or {}).get("alias", code),
+            **_metric_cells(row), "judge_errors,none": row["judge_errors"],
+            "excluded_questions,none": excluded[code], "evads_run,none": runs[code],
+            "judge_usage,none": priced(usages[code], price)}
+    groups = {}
+    for group, members in GROUPS.items():
+        present = [code for code in members if code in rows]
+        if present and (group in source_rows or (not source_rows and
+                                                  len(present) == len(members))):
+            groups[group] = {
+                "alias": (source_rows.get(group) or {}).get("alias", group),
+                **_metric_cells(weighted_row([rows[c] for c in present])),
+                "judge_errors,none": sum(rows[c]["judge_errors"] for c in present),
+                "excluded_questions,none": sum(excluded[c] for c in present),
+                "evads_run,none": same_over_tasks([runs[c] for c in present], []),
+                "judge_usage,none": priced(merge_totals([usages[c] for c in present]), price)}
+    kept = {k: v for k, v in source.results.items()
+            if k in ("group_subtasks", "configs", "versions", "n-shot", "higher_is_better",
+                     "n-samples", "config")}
+    document = {**kept, "results": {**results, **groups}, "groups": groups, "date": date_id,
+                RUN_FACTS_KEY: facts}
+    document.setdefault("config", {"model": "the authors' script", "model_args": "",
+                                   "limit": None})
+    path = out / f"{date_id}_results.json"
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+    partial.replace(path)
+    return path
+
+
+def _metric_cells(row: dict) -> dict:
+    return {f"{name},none": row[name] for name in (*METRICS, *ALL_METRICS)}
+
+
+def summary_lines(outcome: Outcome, price: Price | None) -> list[str]:
+    """What the command prints when it is done."""
+    lines = [f"rescored {outcome.predictions} predictions ({NO_MODEL}); "
+             f"{outcome.judged_now} judged now, {outcome.calls_now} judge call(s), in "
+             f"{outcome.wall_s:.1f} s",
+             f"judge, over every verdict: {format_tokens(outcome.usage, price)}",
+             f"results: {outcome.results}", f"report: {outcome.report}"]
+    if warning := served_model_warning(outcome.usage):
+        lines.insert(1, f"WARNING: {warning}")
+    return lines
+
+
+def main(args) -> int:
+    """The command (``python -m evads_tasks rescore``): 0; 2 on a usage or input error; 3
+    when the judge failed on more answers than ``$EVADS_MAX_JUDGE_ERROR_RATE`` allows (the
+    results are written all the same)."""
+    import sys
+
+    from evads_tasks.core.judge.api import JudgeConfigError
+    from evads_tasks.core.judge.config import apply_protocol_flag, judge_from_env, judge_protocol
+    from evads_tasks.core.judge.error_rate import EXIT_JUDGE_ERRORS
+    from evads_tasks.core.judge.accounting import judge_price
+
+    apply_protocol_flag(args.protocol)
+    try:
+        price, protocol = judge_price(), judge_protocol()
+        judge = judge_from_env()
+    except JudgeConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        source = read_source(args.run, args.annotations)
+        out = Path(args.out)
+        print(f"rescore: {NO_MODEL} by {judge.name} (protocol {protocol.name}); "
+              f"{len(source.predictions)} predictions from {source.path} ({source.kind})",
+              file=sys.stderr)
+        if args.dry_run:
+            state = out / PROGRESS_FILE
+            done = [] if args.fresh or not state.exists() else Progress(
+                out, progress_header(source, judge, protocol)).done()
+            print(format_plan(plan(source, judge, protocol, done), judge, price))
+            return 0
+        outcome = rescore(source, out, judge, protocol, fresh=args.fresh, price=price)
+    finally:
+        close = getattr(judge, "close", None)
+        if close is not None:
+            close()
+    print("\n".join(summary_lines(outcome, price)))
+    if outcome.failure:
+        print(f"error: {outcome.failure}", file=sys.stderr)
+        return EXIT_JUDGE_ERRORS
+    return 0

@@ -1,0 +1,332 @@
+"""Scored runs: each question's judge score, read from an lmms-eval run or the authors' script.
+
+Two sources give the same :class:`ScoredRun` (samples plus how the run was made), so the
+report and ``compare`` treat them alike:
+
+- an lmms-eval run: the newest ``*_results.json`` under ``--output_path`` and its
+  ``*_samples_evads_*.jsonl`` logs (``--log_samples``; lmms-eval drops the doc from the log,
+  so the ids, the judge record and ``evads_run`` come from the metric values
+  ``process_results`` returned);
+- the authors' script output, ``final_results.csv`` (or ``final_results.json``): one row per
+  answered question with ``ques_id``, ``ques_categories``, ``goods_category`` and
+  ``score_R5``/``score_R3``/``score_R2`` (empty when their judge failed: kept, not scored).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from evads_tasks.core.annotations import TASK_CODES, TASKS, canonical_category, task_code
+from evads_tasks.core.judge.protocols import EVADS, OFFICIAL
+from evads_tasks.tasks.metrics import JUDGE_METRIC, RUN_METRIC, USAGE_METRIC, excluded_per_task
+from evads_tasks.core.scoring import r2, r3, r5
+from evads_tasks.sample.tiny_model import is_tiny_random, looks_tiny_random
+
+RESULTS_GLOB = "*_results.json"  # what lmms-eval's EvaluationTracker names a run's results
+RUN_FACTS_KEY = "evads"  # what evads adds to a results JSON (annotate_results, rescore)
+RESCORE_KIND = "rescore: logged predictions judged again, no model run"
+AUTHORS_OUTPUT = "the authors' evaluation script output"
+# The columns of the authors' final_results.csv this reader needs.
+AUTHORS_COLUMNS = ("ques_id", "ques_categories", "goods_category", "score_R5")
+
+
+@dataclass(frozen=True)
+class ScoredSample:
+    """One question's outcome: its judge score, or None when the judge failed."""
+
+    question_id: str
+    task: str
+    category: str
+    score: float | None
+    judge: str
+    no_answer: bool = False
+    protocol: str = EVADS
+    usage: dict | None = None  # the verdict's tokens, calls, served model (judge_usage)
+
+
+@dataclass(frozen=True)
+class ScoredRun:
+    """A run's samples and how it was made (``info``: source, kind, model, random_model,
+    protocol, official_script_sha256, judges, run settings, limit)."""
+
+    samples: list[ScoredSample]
+    info: dict = field(default_factory=dict)
+
+
+# ---- lmms-eval runs ---------------------------------------------------------------------
+
+def find_run(results_dir: str | Path, since: float | None = None) -> tuple[Path, list[Path]]:
+    """The newest ``*_results.json`` under ``results_dir`` and its E-VAds sample logs.
+
+    ``since`` (a Unix time) ignores results written before it: lmms-eval exits 0 when a
+    run fails, and an older run's results in the same folder must not stand in for it.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"folder not found: {root}" if not root.exists() else
+                                f"{root} is not a folder: pass the run's --output_path folder")
+    runs = sorted(root.rglob(RESULTS_GLOB), key=lambda p: (p.stat().st_mtime, p.name))
+    if since is not None:
+        runs = [p for p in runs if p.stat().st_mtime >= since]
+    if not runs:
+        when = "" if since is None else f" written since {time.ctime(since)}"
+        raise FileNotFoundError(f"no lmms-eval *_results.json under {root}{when}: the run "
+                                "failed or wrote elsewhere (see lmms-eval's output)")
+    results = runs[-1]
+    date_id = results.name.removesuffix("_results.json")
+    samples = sorted(results.parent.glob(f"{date_id}_samples_evads_*.jsonl"))
+    if not samples:
+        raise FileNotFoundError(
+            f"no E-VAds sample logs ({date_id}_samples_evads_*.jsonl) beside {results}: "
+            f"run lmms-eval with --log_samples")
+    return results, samples
+
+
+def logged_samples(path: Path) -> Iterator[tuple[object, str]]:
+    """Each sample a JSONL log holds, parsed, with where it is (``FILE, line N``);
+    ValueError naming the line that is not JSON."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                where = f"{path}, line {number}"
+                try:
+                    sample = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{where}: not JSON ({exc.msg})") from None
+                yield sample, where
+
+
+def read_samples(paths: list[Path]) -> tuple[list[ScoredSample], list[dict]]:
+    """The judged outcome of every logged sample and the distinct ``evads_run`` settings
+    they carry; ValueError naming the file and line."""
+    return scored_samples(logged for path in paths for logged in logged_samples(path))
+
+
+def scored_samples(logged: Iterable[tuple[object, str]]
+                   ) -> tuple[list[ScoredSample], list[dict]]:
+    """:func:`read_samples` of samples already parsed, each with where it is."""
+    samples, settings = [], {}
+    for sample, where in logged:
+        scored, run = _scored_sample(sample, where)
+        samples.append(scored)
+        if run is not None:
+            settings.setdefault(json.dumps(run, sort_keys=True), run)
+    return samples, list(settings.values())
+
+
+def _score(value: object, protocol: str, where: str) -> float | None:
+    """A logged score: a level, or under the official protocol any finite number (R5 is the
+    score so checked)."""
+    if value is None:
+        return None
+    try:
+        return r5(value, strict=protocol != OFFICIAL)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def _scored_sample(logged: object, where: str) -> tuple[ScoredSample, dict | None]:
+    record = logged.get(JUDGE_METRIC) if isinstance(logged, dict) else None
+    if not isinstance(record, dict) or "judge_score" not in record:
+        raise ValueError(f"{where}: no E-VAds judge record ('{JUDGE_METRIC}'); was the run "
+                         "--predict_only?")
+    missing = [key for key in ("question_id", "task") if key not in record]
+    if missing:
+        raise ValueError(f"{where}: the judge record lacks {', '.join(missing)}")
+    if record["task"] not in TASKS:
+        raise ValueError(f"{where}: unknown task {record['task']!r} (expected one of "
+                         f"{', '.join(TASK_CODES)})")
+    run = logged.get(RUN_METRIC)
+    run = run if isinstance(run, dict) else None
+    protocol = record.get("protocol") or (run or {}).get("protocol") or EVADS
+    score = _score(record["judge_score"], protocol, f"{where}: judge_score")
+    return ScoredSample(question_id=str(record["question_id"]), task=record["task"],
+                        category=record.get("category") or "unknown", score=score,
+                        judge=record.get("judge") or "unknown",
+                        no_answer=bool(record.get("no_answer")), protocol=protocol,
+                        usage=logged.get(USAGE_METRIC) if isinstance(
+                            logged.get(USAGE_METRIC), dict) else None), run
+
+
+def model_info(config: dict, run_dir: Path | None = None) -> tuple[str, bool]:
+    """The model as lmms-eval ran it (saying so when it is a stand-in) and whether it is a
+    tiny RANDOM model (lmms-eval's ``dummy`` model is named as fixed replies, not random).
+
+    A relative ``pretrained`` path is resolved against the working directory and every
+    folder above the run's results (``make eval`` passes one relative to the repository).
+    """
+    model, model_args = config.get("model", "?"), str(config.get("model_args") or "")
+    text = f"`{model}` ({model_args or 'default args'})"
+    args = dict(part.split("=", 1) for part in model_args.split(",") if "=" in part)
+    if model == "dummy":
+        return text + " — the dummy model returns a fixed response: not a real model", False
+    pretrained = args.get("pretrained")
+    if pretrained:
+        anchors = [Path.cwd(), *(run_dir.resolve().parents if run_dir else [])]
+        candidates = [Path(pretrained).expanduser(), *(a / pretrained for a in anchors)]
+        if looks_tiny_random(pretrained) or any(is_tiny_random(c) for c in candidates):
+            return text + (" — a tiny RANDOM model built offline: its answers are gibberish "
+                           "and its scores mean nothing"), True
+    return text, False
+
+
+def model_description(config: dict, run_dir: Path | None = None) -> str:
+    """The model as lmms-eval ran it, saying so when it is a stand-in."""
+    return model_info(config, run_dir)[0]
+
+
+def read_results(path: Path) -> dict:
+    """A run's results JSON; ValueError when it is not JSON or not an object."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc.msg})") from None
+    if not isinstance(results, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return results
+
+
+def load_run(results_dir: str | Path, since: float | None = None) -> ScoredRun:
+    """An lmms-eval run (the newest results under ``results_dir``, see :func:`find_run`)."""
+    results_path, sample_paths = find_run(results_dir, since)
+    samples, settings = read_samples(sample_paths)
+    if not samples:
+        raise ValueError(f"the sample logs beside {results_path} are empty")
+    results = read_results(results_path)
+    config = results.get("config") or {}
+    model, random_model = model_info(config, results_path.parent)
+    facts = results.get(RUN_FACTS_KEY) if isinstance(results.get(RUN_FACTS_KEY), dict) else {}
+    kind = "lmms-eval run"
+    if "rescore" in facts:  # a rescore (evads_tasks.runs.rescore) says what it re-judged
+        model, random_model = facts.get("model", model), facts.get("random_model")
+        kind = RESCORE_KIND
+    protocols = sorted({s.protocol for s in samples})
+    scripts = sorted({s.get("official_script_sha256") for s in settings} - {None})
+    return ScoredRun(samples, {
+        "source": str(results_path), "kind": kind, "model": model,
+        "random_model": random_model, "protocol": ", ".join(protocols),
+        "official_script_sha256": ", ".join(scripts) or None,
+        "judges": sorted({s.judge for s in samples}),
+        "judge_settings": [s.get("judge") for s in settings if s.get("judge")],
+        "limit": config.get("limit"), "excluded": excluded_per_task(results),
+        "rescore": facts.get("rescore")})
+
+
+# ---- the authors' script output -------------------------------------------------------
+
+class AuthorsRow(NamedTuple):
+    """A row of the authors' script output, its task code and where it is (for messages:
+    ``FILE, line N`` of a CSV, ``FILE, row N`` of a JSON list)."""
+
+    row: dict
+    task: str
+    where: str
+
+
+def authors_rows(path: str | Path, columns: Sequence[str], needed_by: str) -> list[AuthorsRow]:
+    """The rows of the authors' ``final_results.csv`` / ``.json`` with their task codes.
+    ValueError when there are none, when the first lacks one of ``columns`` (what
+    ``needed_by`` needs) or a row's ``ques_categories`` names no task."""
+    path = Path(path)
+    rows = _read_authors_file(path)
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    missing = [column for column in columns if column not in rows[0]]
+    if missing:
+        raise ValueError(f"{path}: {needed_by} needs the authors' final_results columns "
+                         f"{', '.join(columns)}; missing {', '.join(missing)} (it has "
+                         f"{', '.join(rows[0])})")
+    json_rows = path.suffix.lower() == ".json"
+    table = []
+    for number, row in enumerate(rows, 0 if json_rows else 2):
+        where = f"{path}, {'row' if json_rows else 'line'} {number}"
+        try:
+            task = task_code(str(row["ques_categories"]))
+        except KeyError as exc:
+            raise ValueError(f"{where}: ques_categories: {exc.args[0]}") from None
+        table.append(AuthorsRow(row, task, where))
+    return table
+
+
+def _read_authors_file(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise FileNotFoundError(f"file not found: {path}")
+    if path.suffix.lower() == ".json":
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not JSON ({exc.msg})") from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError(f"{path}: expected a JSON list of rows (final_results.json)")
+        return rows
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _authors_score(row: dict, column: str, where: str) -> float | None:
+    value = row.get(column)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: {column} {value!r} is not a number") from None
+    return None if math.isnan(score) else score
+
+
+def read_official_results(path: str | Path) -> list[ScoredSample]:
+    """The samples of the authors' ``final_results.csv`` / ``.json``; an empty score is a
+    failed judge (kept, not scored). Their R3/R2 must be what their R5 gives."""
+    samples = []
+    for row, task, where in authors_rows(path, AUTHORS_COLUMNS, "reading the scores"):
+        score = _authors_score(row, "score_R5", where)
+        for column, metric in (("score_R3", r3), ("score_R2", r2)):
+            theirs = _authors_score(row, column, where) if column in row else None
+            if theirs is not None and (score is None or theirs != metric(score, strict=False)):
+                raise ValueError(f"{where}: {column} {theirs} is not what score_R5 {score} "
+                                 f"gives ({metric.__name__.upper()})")
+        samples.append(ScoredSample(
+            question_id=str(row["ques_id"]), task=task,
+            category=canonical_category(str(row.get("goods_category") or "")) or "unknown",
+            score=score, judge="the authors' judge (not recorded in their output)",
+            protocol=OFFICIAL))
+    return samples
+
+
+def load_official_results(path: str | Path) -> ScoredRun:
+    """The authors' script output as a run."""
+    return ScoredRun(read_official_results(path), {
+        "source": str(path), "kind": AUTHORS_OUTPUT,
+        "model": "as the authors' script ran it (not recorded in its output)",
+        "random_model": None, "protocol": OFFICIAL, "official_script_sha256": None,
+        "judges": ["the authors' judge (not recorded in their output)"],
+        "judge_settings": [], "limit": None})
+
+
+def load_scored(source: str | Path, since: float | None = None) -> ScoredRun:
+    """A run folder (lmms-eval) or an authors' ``final_results.csv``/``.json`` file."""
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() in (".csv", ".json"):
+        return load_official_results(path)
+    return load_run(path, since)
+
+
+def annotate_results(results_path: str | Path) -> dict:
+    """Add to an lmms-eval results JSON what lmms-eval cannot tell the tasks: whether the
+    model was a tiny RANDOM stand-in (``evads.random_model``, with ``evads.model``). The
+    protocol, script sha256 and judge are already there (``evads_run`` per task)."""
+    path = Path(results_path)
+    results = json.loads(path.read_text(encoding="utf-8"))
+    model, random_model = model_info(results.get("config") or {}, path.parent)
+    results[RUN_FACTS_KEY] = {"model": model, "random_model": random_model}
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    partial.replace(path)
+    return results[RUN_FACTS_KEY]
