@@ -32,7 +32,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: help install install-gpu lock lock-check system-packages sample test lint demo \
-        demo-annotations demo-eval demo-density demo-rl eval eval-official rescore density sft rl \
+        demo-annotations demo-eval demo-density demo-rl eval predict eval-official rescore density sft rl \
         bench gpu-check clean
 
 help:  ## list the targets
@@ -108,11 +108,10 @@ demo: demo-annotations demo-eval demo-density demo-rl  ## the main job on the sa
 # makes qwen-vl-utils' total video pixel budget 0.9*27307*28*28 = 24576*28*28, the paper's,
 # for 14-px-patch models (Qwen2/2.5-VL; Qwen3-VL needs MODEL_SEQ_LEN=20907).
 # The tiny model's runs cap pixels per frame and new tokens (64) for CPU; any other model
-# keeps the official 1524 new tokens. Judge calls run on EVADS_JUDGE_CONCURRENCY (16) threads
-# (the lmms_eval console script passes --process_docs_parallel unless EVAL_FLAGS does).
-# A failed run stops here: lmms_eval exits 1 with the cause last (lmms-eval itself exits 0);
-# exit 3 (the judge failed on more than EVADS_MAX_JUDGE_ERROR_RATE of the answers) still
-# writes the report, then fails.
+# keeps the official 1524 new tokens. Judge calls run EVADS_JUDGE_CONCURRENCY (16) at a time.
+# A failed run stops here: the tasks make every launch form exit 1 with the cause last
+# (lmms-eval itself exits 0); exit 3 (the judge failed on more than EVADS_MAX_JUDGE_ERROR_RATE
+# of the answers) still writes the report, then fails.
 TINY_VLM ?= $(OUT)/models/tiny-random-qwen2-5-vl
 MODEL ?= qwen2_5_vl
 MODEL_ARGS ?= pretrained=$(TINY_VLM),device=cpu,device_map=cpu,fps=2,max_num_frames=768,min_pixels=3136,max_pixels=25088
@@ -149,6 +148,23 @@ eval: install $(if $(EVADS_ANNOTATIONS),,sample) $(if $(TINY_EVAL),$(TINY_VLM)/T
 demo-eval:  ## the sample dataset, tiny random model, offline judge -> runs/demo/eval
 	@$(MAKE) --no-print-directory eval EVAL_OUT=$(OUT)/demo/eval
 
+# ---- generate on GPUs, judge anywhere (make predict, then make rescore) ----
+# The same run as make eval with lmms-eval's --predict_only: the model's answers are logged
+# and no judge is called (none needs to be configured). Judge them later, anywhere, with
+# make rescore RUN=$(PREDICT_OUT) OUT=DIR EVADS_ANNOTATIONS=<the same file>.
+PREDICT_OUT ?= $(OUT)/predict
+
+predict: install $(if $(EVADS_ANNOTATIONS),,sample) $(if $(TINY_EVAL),$(TINY_VLM)/TINY_RANDOM_MODEL.md)  ## lmms-eval --predict_only: answers logged, no judge (then make rescore RUN=$(PREDICT_OUT))
+	@$(if $(TINY_EVAL),echo "model: tiny RANDOM $(MODEL) built offline (answers capped at 64 new tokens): its answers are gibberish")
+	EVADS_ANNOTATIONS=$${EVADS_ANNOTATIONS:-$(SAMPLE)/annotations/test.parquet} \
+	MODEL_SEQ_LEN=$${MODEL_SEQ_LEN:-27307} \
+	$(VENV)/bin/lmms_eval --model $(MODEL) --model_args "$(MODEL_ARGS)" --tasks $(EVAL_TASKS) \
+	  --output_path $(PREDICT_OUT) --log_samples --predict_only \
+	  $(if $(TINY_EVAL),--gen_kwargs max_new_tokens=64) $(if $(PROTOCOL),--protocol $(PROTOCOL)) \
+	  $(EVAL_FLAGS)
+	@echo "answers logged under $(PREDICT_OUT) (no judge called); judge them with:"
+	@echo "  make rescore RUN=$(PREDICT_OUT) OUT=$(OUT)/judged EVADS_ANNOTATIONS=$${EVADS_ANNOTATIONS:-$(SAMPLE)/annotations/test.parquet}"
+
 # ---- the authors' protocol with Qwen3-VL (make eval-official PRETRAINED=...) ----
 # Their script's settings through lmms-eval's qwen3_vl class (qwen-vl-utils, image_patch_size
 # 16): fps 2 and at most 768 frames, 24576*28*28 = 19267584 total video pixels, qwen-vl-utils'
@@ -168,13 +184,13 @@ eval-official:  ## the authors' protocol: Qwen3-VL as their script runs it, thei
 	  EVAL_FLAGS="--gen_kwargs $(OFFICIAL_GEN_KWARGS) $(EVAL_FLAGS)"
 
 # ---- judging a finished run again (make rescore RUN=... OUT=...) ----
-# RUN: an lmms-eval run folder (--log_samples), a rescore's folder or the authors'
-# final_results.csv; OUT (given on the command line): the new folder, else $(OUT)/rescore.
+# RUN: an lmms-eval run folder (--log_samples, or make predict's --predict_only run), a
+# rescore's folder or the authors' final_results.csv; OUT (given on the command line): the new folder, else $(OUT)/rescore.
 # No model is loaded: the judge configured now (EVADS_JUDGE_BASE_URL/EVADS_JUDGE_MODEL, or
 # EVADS_JUDGE=similarity; PROTOCOL=official for the authors' judge) judges every logged
 # prediction again through the judge cache; rerun to resume. RESCORE_FLAGS: --dry-run (calls
-# and tokens left, nothing written), --annotations FILE (runs logged without the judge's
-# inputs), --fresh. EVADS_JUDGE_PRICE=IN_PER_1M,OUT_PER_1M prices the tokens.
+# and tokens left, nothing written), --annotations FILE (the run's dataset, for --predict_only
+# runs and runs logged without the judge's inputs; default $EVADS_ANNOTATIONS), --fresh. EVADS_JUDGE_PRICE=IN_PER_1M,OUT_PER_1M prices the tokens.
 RUN ?=
 RESCORE_FLAGS ?=
 RESCORE_OUT = $(if $(filter command line,$(origin OUT)),$(OUT),$(OUT)/rescore)

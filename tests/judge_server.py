@@ -96,6 +96,13 @@ def fake_judge_policy(messages: list[dict[str, Any]]) -> str:
     return f"Loopback fake judge (not a real model): reference overlap checked.\nAnswer: {score}"
 
 
+class _Listener(ThreadingHTTPServer):
+    """Room for every client's connections at once (the default backlog of 5 refuses some
+    when two ranks open 16 each, which a real server would not)."""
+
+    request_queue_size = 128
+
+
 class JudgeServer:
     """Threaded loopback chat-completions server with a scripted policy and fault injection."""
 
@@ -250,7 +257,7 @@ class JudgeServer:
                 self._send(200, json.dumps(reply, ensure_ascii=False).encode("utf-8"))
 
         self._stopping.clear()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Listener(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)

@@ -39,6 +39,7 @@ from evads_tasks.core.official_script import (
     OfficialScriptError,
     load_official_script,
 )
+from evads_tasks.runs.scored_runs import model_info
 from evads_tasks.tasks import utils
 
 SYNTHETIC = Path(__file__).parent / "fixtures" / "synthetic_eval_script.py"
@@ -143,7 +144,7 @@ def test_official_model_text_and_judge_request_equal_the_scripts(env, script):
     with JudgeServer(lambda messages: "The answer is close.\nAnswer: 0.75") as server:
         env.setenv("EVADS_JUDGE_BASE_URL", server.url)
         for row, record in zip(ROWS, records, strict=True):
-            doc = utils._doc(record, Path(f"/videos/{record.video_id}.mp4"))
+            doc = utils._doc(record, Path(f"/videos/{record.video_id}.mp4"), 0)
             sample = authors_sample(row)
             assert utils.doc_to_text(doc) == authors.input_question(sample)  # byte for byte
             for prediction in PREDICTIONS:
@@ -256,7 +257,7 @@ def test_the_parse_table_is_what_the_script_reads(script):
 def test_official_r5_r3_r2_follow_their_arithmetic(env, script):
     env.setenv("EVADS_PROTOCOL", "official")
     env.setenv("EVADS_OFFICIAL_EVAL", str(script[0]))
-    doc = utils._doc(parse_rows(ROWS[:1])[0], Path("/videos/101.mp4"))
+    doc = utils._doc(parse_rows(ROWS[:1])[0], Path("/videos/101.mp4"), 0)
     expected = {"1.0": (1.0, 1.0, 1.0), "0.75": (0.75, 0.5, 0.0), "0.25": (0.25, 0.0, 0.0),
                 "0.6": (0.6, 0.6, 0.0), "0": (0.0, 0.0, 0.0)}
 
@@ -281,7 +282,7 @@ def test_official_retries_garbled_replies_at_least_their_tries(env):
         judge = judge_from_env()
         assert (judge.model, judge.retry_delay_s, judge.timeout_s) == ("synthetic-judge",
                                                                       0.01, 9.0)
-        doc = utils._doc(parse_rows(ROWS[:1])[0], Path("/videos/101.mp4"))
+        doc = utils._doc(parse_rows(ROWS[:1])[0], Path("/videos/101.mp4"), 0)
         values = utils.process_results(doc, ["59.9"])
         assert server.calls == 6 and values["judge_errors"]["error"] is None
 
@@ -338,7 +339,7 @@ def test_evads_protocol_gives_asr_input_to_the_model_and_asr_ocr_meta_to_the_jud
     record = parse_rows(ROWS[:1])[0]
     assert record.model_input() == ROWS[0]["asr_input"]
     assert record.metadata == ROWS[0]["asr_ocr_meta"]
-    doc = utils._doc(record, Path("/videos/101.mp4"))
+    doc = utils._doc(record, Path("/videos/101.mp4"), 0)
     text = utils.doc_to_text(doc)
     assert text.startswith(ROWS[0]["asr_input"] + "\n\n") and OCR_ONLY not in text
     with JudgeServer(lambda messages: "Answer: 1.0") as server:
@@ -433,7 +434,7 @@ def test_a_real_lmms_eval_run_in_official_mode(sample_dir, tmp_path):
         run = results["results"][name]["evads_run,none"]
         assert run.startswith(f"protocol official; script sha256 {sha}; judge ")
         assert params in run
-    assert results["evads"]["random_model"] is False  # the dummy model: fixed replies
+    assert model_info(results["config"])[1] is False  # the dummy model: fixed replies
     logged = [json.loads(line) for path in results_path.parent.glob("*_samples_evads_*.jsonl")
               for line in path.read_text(encoding="utf-8").splitlines()]
     assert len(logged) == len(rows)

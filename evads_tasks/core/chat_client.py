@@ -184,6 +184,24 @@ class ChatClient:
         """``text`` without this client's key or any Bearer/Authorization credential."""
         return redact(text, self._secrets)
 
+    def check_reachable(self, timeout_s: float = 10.0) -> None:
+        """One ``GET {base_url}/models``, no retry: ChatError when nothing answers (refused,
+        unknown host, timeout) or the key is refused (401/403), so that a run stops before
+        hours of generation instead of failing every verdict after them. Any other answer,
+        a 404 of a server without ``/models`` included, shows the server is there."""
+        try:
+            status = self._client.get(f"{self.base_url}/models",
+                                      timeout=httpx.Timeout(timeout_s)).status_code
+        except httpx.TimeoutException:
+            reason = f"no answer within {timeout_s:g}s"
+        except httpx.TransportError as error:
+            reason = f"connection error ({type(error).__name__}: {self.redact(str(error))})"
+        else:
+            if status not in (401, 403):
+                return
+            reason = f"HTTP {status} (check the API key)"
+        raise ChatError(f"{self.name} is not reachable: {reason}", reason=reason, fatal=True)
+
     def complete(self, messages: list[dict], **params: Any) -> ChatReply:
         """One completion; ``params`` go into the JSON body verbatim. Raises ChatError."""
         return self.complete_until(time.monotonic() + self.retry_budget_s, messages, **params)

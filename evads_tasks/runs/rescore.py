@@ -16,11 +16,20 @@ another source, judge or protocol is refused unless ``--fresh``.
 Runs logged before evads kept the judge's inputs in the samples can be rescored with
 ``--annotations FILE`` (the run's ``EVADS_ANNOTATIONS``): the inputs are then taken from the
 dataset by question id.
+
+Generate on GPUs, judge anywhere: an lmms-eval ``--predict_only --log_samples`` run calls no
+judge, and lmms-eval logs its samples without any E-VAds record (only the doc's place in the
+task, the reference answer, the prompt and the response). Its rescore takes the questions
+from the run's dataset (``--annotations``, default ``$EVADS_ANNOTATIONS``): the sample at
+place N of task T is the N-th question of T, as the task built its docs, checked against the
+logged reference answer and prompt (a question whose video was left out moves the places, so
+a mismatch is looked up by answer and question instead, and an ambiguous one is an error).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -30,7 +39,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from evads_tasks.core.annotations import TASK_CODES, TASKS, canonical_category, load_annotations
+from evads_tasks.core.annotations import (
+    ANNOTATIONS_ENV,
+    TASK_CODES,
+    TASKS,
+    canonical_category,
+    load_annotations,
+)
 from evads_tasks.core.judge import HttpJudge, Judge
 from evads_tasks.core.judge.config import judge_concurrency
 from evads_tasks.core.judge.error_rate import error_rate_failure, max_judge_error_rate
@@ -142,15 +157,20 @@ def _authors_source(path: Path) -> Source:
 def _run_source(path: Path, annotations: str | None) -> Source:
     results_path, sample_paths = find_run(path)
     results = read_results(results_path)
-    predictions, prompts, lacking = [], set(), []
+    predictions, prompts, lacking, predicted_only = [], set(), [], {}
     for sample_path in sample_paths:
         name = sample_path.name.split("_samples_", 1)[1].removesuffix(".jsonl")
         for logged, where in logged_samples(sample_path):
+            if _predicted_only(logged):
+                predicted_only.setdefault(name, []).append((logged, where))
+                continue
             prediction = _logged_prediction(logged, name, where)
             predictions.append(prediction)
             prompts.add((prediction.logged.get(RUN_METRIC) or {}).get("prompt"))
             if "question" not in prediction.doc:
                 lacking.append(prediction)
+    if predicted_only:
+        predictions += _from_predictions(predicted_only, annotations, results_path)
     if not predictions:
         raise ValueError(f"the sample logs beside {results_path} are empty")
     if lacking:
@@ -167,14 +187,10 @@ def _logged_prediction(logged: object, name: str, where: str) -> Prediction:
     record = logged.get(JUDGE_METRIC) if isinstance(logged, dict) else None
     if not isinstance(record, dict) or "question_id" not in record or "task" not in record:
         raise ValueError(f"{where}: no E-VAds judge record ('{JUDGE_METRIC}' with question_id "
-                         "and task); was the run --predict_only?")
+                         "and task): not a sample of the E-VAds tasks")
     if record["task"] not in TASKS:
         raise ValueError(f"{where}: unknown task {record['task']!r}")
-    response = logged.get("filtered_resps")
-    if isinstance(response, list):
-        response = response[0] if response else ""
-    if not isinstance(response, str):
-        raise ValueError(f"{where}: no model response (filtered_resps) to judge")
+    response = _response(logged, where)
     doc = {"question_id": str(record["question_id"]), "video_id": record.get("video_id", ""),
            "task": record["task"], "category": record.get("category") or "unknown",
            EXCLUDED_KEY: (logged.get(EXCLUDED_METRIC) or {}).get(EXCLUDED_KEY, 0)}
@@ -183,6 +199,74 @@ def _logged_prediction(logged: object, name: str, where: str) -> Prediction:
         doc.update(question=inputs["question"], metadata=inputs["metadata"],
                    clues=inputs["clues"], answer=inputs["reference"])
     return Prediction(doc, response, name, logged)
+
+
+def _predicted_only(logged: object) -> bool:
+    """A sample of an lmms-eval ``--predict_only`` run: no E-VAds record, lmms-eval's
+    ``bypass`` placeholder instead."""
+    return isinstance(logged, dict) and JUDGE_METRIC not in logged and "bypass" in logged
+
+
+def _run_annotations(annotations: str | None, results_path: Path) -> str:
+    source = annotations or os.environ.get(ANNOTATIONS_ENV)
+    if not source:
+        raise ValueError(f"{results_path} is a --predict_only run: its samples keep no "
+                         "question ids, so the questions are taken from its dataset: pass "
+                         f"--annotations FILE (the run's {ANNOTATIONS_ENV})")
+    return source
+
+
+def _from_predictions(samples: dict[str, list[tuple[dict, str]]], annotations: str | None,
+                      results_path: Path) -> list[Prediction]:
+    """The predictions of a ``--predict_only`` run, each with its question from the run's
+    dataset (see the module docstring); ValueError naming the sample that matches none."""
+    from evads_tasks.tasks.utils import task_record_docs
+
+    source = _run_annotations(annotations, results_path)
+    predictions = []
+    for name, logged_list in samples.items():
+        code = next((c for c in TASK_CODES if task_name(c) == name), None)
+        if code is None:
+            raise ValueError(f"{logged_list[0][1]}: {name} is not an E-VAds task")
+        docs = task_record_docs(source, code)
+        taken: set[int] = set()
+        for logged, where in logged_list:
+            index = _matching_doc(logged, docs, taken, where, source)
+            taken.add(index)
+            predictions.append(Prediction(dict(docs[index]), _response(logged, where), name,
+                                          logged))
+    return predictions
+
+
+def _matching_doc(logged: dict, docs: list[dict], taken: set[int], where: str,
+                  source: str) -> int:
+    """The doc a predict-only sample answered: the one at its logged place when the logged
+    reference and prompt agree, else the one untaken doc that does."""
+    target, prompt = str(logged.get("target", "")), str(logged.get("input", ""))
+
+    def fits(doc: dict) -> bool:
+        return doc["answer"] == target and doc["question"] in prompt
+
+    place = logged.get("doc_id")
+    if isinstance(place, int) and 0 <= place < len(docs) and place not in taken \
+            and fits(docs[place]):
+        return place
+    found = [i for i, doc in enumerate(docs) if i not in taken and fits(doc)]
+    if len(found) != 1:
+        why = "no question" if not found else f"{len(found)} questions"
+        raise ValueError(f"{where}: {why} of {source} match(es) this sample's reference "
+                         f"answer and prompt (doc_id {place}): pass the run's "
+                         f"{ANNOTATIONS_ENV} as --annotations")
+    return found[0]
+
+
+def _response(logged: dict, where: str) -> str:
+    response = logged.get("filtered_resps")
+    if isinstance(response, list):
+        response = response[0] if response else ""
+    if not isinstance(response, str):
+        raise ValueError(f"{where}: no model response (filtered_resps) to judge")
+    return response
 
 
 def _with_annotations(predictions: list[Prediction], annotations: str | None,

@@ -30,7 +30,7 @@ from evads_tasks.core.scoring import r2, r3, r5
 from evads_tasks.sample.tiny_model import is_tiny_random, looks_tiny_random
 
 RESULTS_GLOB = "*_results.json"  # what lmms-eval's EvaluationTracker names a run's results
-RUN_FACTS_KEY = "evads"  # what evads adds to a results JSON (annotate_results, rescore)
+RUN_FACTS_KEY = "evads"  # what a rescore adds to the results JSON it writes
 RESCORE_KIND = "rescore: logged predictions judged again, no model run"
 AUTHORS_OUTPUT = "the authors' evaluation script output"
 # The columns of the authors' final_results.csv this reader needs.
@@ -316,17 +316,3 @@ def load_scored(source: str | Path, since: float | None = None) -> ScoredRun:
     if path.is_file() and path.suffix.lower() in (".csv", ".json"):
         return load_official_results(path)
     return load_run(path, since)
-
-
-def annotate_results(results_path: str | Path) -> dict:
-    """Add to an lmms-eval results JSON what lmms-eval cannot tell the tasks: whether the
-    model was a tiny RANDOM stand-in (``evads.random_model``, with ``evads.model``). The
-    protocol, script sha256 and judge are already there (``evads_run`` per task)."""
-    path = Path(results_path)
-    results = json.loads(path.read_text(encoding="utf-8"))
-    model, random_model = model_info(results.get("config") or {}, path.parent)
-    results[RUN_FACTS_KEY] = {"model": model, "random_model": random_model}
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
-    partial.replace(path)
-    return results[RUN_FACTS_KEY]

@@ -15,6 +15,7 @@ it, and the judged text, exactly as the authors' script does, from the user's co
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from functools import lru_cache, partial
 from pathlib import Path
@@ -33,14 +34,18 @@ from evads_tasks.core.annotations import (
 from evads_tasks.core.annotations.hub import download_hub_dataset
 from evads_tasks.core.annotations.schemas import reasoning_prompt
 from evads_tasks.core.annotations.videos import videos_beside
+from evads_tasks.core.chat_client import ChatError
 from evads_tasks.core.judge import Judge, JudgeRequest, JudgeResult, judge_from_env
 from evads_tasks.core.judge.accounting import judge_price, usage_record
-from evads_tasks.core.judge.config import JUDGE_ENVS, judge_protocol
+from evads_tasks.core.judge.api import JudgeConfigError
+from evads_tasks.core.judge.config import JUDGE_ENVS, judge_concurrency, judge_protocol
 from evads_tasks.core.judge.error_rate import RUN_TALLY
 from evads_tasks.core.judge.protocols import OFFICIAL, JudgeProtocol
 from evads_tasks.core.responses import authors_judged_text, judged_text
 from evads_tasks.core.video_probe import BadVideosError, bad_video_mode, check_videos
+from evads_tasks.tasks.judge_pool import NumberedResponse
 from evads_tasks.tasks.metrics import EXCLUDED_KEY, sample_metrics
+from evads_tasks.tasks.outcome import RUN_WATCH, stop_run
 
 if TYPE_CHECKING:  # imported where used: `datasets` takes seconds, and rescore needs none
     import datasets
@@ -98,27 +103,64 @@ def _records(source: str, stamp: int) -> tuple[EvadsRecord, ...]:
 def task_docs(code: str, task_table: datasets.Dataset) -> datasets.Dataset:
     """``process_docs``: this task's questions, each with its resolved video path.
 
-    Fails here, before any inference, on bad annotations, a missing video (naming
-    the question id and the path), an unconfigured judge or a bad $EVADS_JUDGE_PRICE.
+    Runs :func:`preflight` first: bad annotations, an undecodable video, no judge or an
+    unreachable one stop the run here, before any generation (``outcome.RunStopped``).
     """
     import datasets
 
     if code not in task_table["code"]:
         raise ValueError(f"task {code} is not in the bundled task table {task_table['code']}")
-    get_judge()
-    judge_price()
-    source = annotation_source()
-    root = video_dir(source)
-    usable, excluded = usable_records(source, root)
+    source, root, usable, excluded = preflight()
     records = [r for r in usable if r.task == code]
-    if not records:
-        left_out = f" left: all {excluded[code]} have a bad video" if excluded.get(code) else ""
-        raise AnnotationError(f"no {code} ({TASKS[code].name}) questions{left_out}",
-                              file=source)
-    docs = [_doc(r, _video(r, root)) for r in records]
+    try:
+        if not records:
+            left = f" left: all {excluded[code]} have a bad video" if excluded.get(code) else ""
+            raise AnnotationError(f"no {code} ({TASKS[code].name}) questions{left}", file=source)
+        docs = [_doc(r, _video(r, root), index) for index, r in enumerate(records)]
+    except AnnotationError as error:
+        raise stop_run(error) from error
     for doc in docs:
         doc[EXCLUDED_KEY] = excluded.get(code, 0)
     return datasets.Dataset.from_list(docs)
+
+
+def preflight() -> tuple[str, Path | None, tuple[EvadsRecord, ...], dict[str, int]]:
+    """What every E-VAds run checks before any generation, in every launch mode (the tasks'
+    ``process_docs`` runs it; the ``lmms_eval`` console script also before the model
+    loads): the annotations, every video (probed once), the judge's settings and, unless
+    the run only predicts, that the judge answers. Returns (source, video folder, usable
+    records, questions left out per task); raises ``outcome.RunStopped``."""
+    RUN_WATCH.install()
+    try:
+        judge_price()
+        judge_concurrency()
+        source = annotation_source()
+        root = video_dir(source)
+        usable, excluded = usable_records(source, root)
+        if not predict_only():
+            _check_reachable(get_judge())
+    except (AnnotationError, BadVideosError, JudgeConfigError) as error:
+        raise stop_run(error) from error
+    return source, root, usable, excluded
+
+
+def predict_only() -> bool:
+    """Whether lmms-eval was asked only to predict (``--predict_only``/``-x``): no judge is
+    called then, so none has to answer (``python -m evads_tasks rescore`` judges later)."""
+    return any(arg in ("--predict_only", "-x") for arg in sys.argv[1:])
+
+
+@lru_cache(maxsize=8)
+def _check_reachable(judge: Judge) -> None:
+    check = getattr(judge, "check_reachable", None)
+    if check is None:  # an offline judge: nothing to reach
+        return
+    try:
+        check()
+    except ChatError as error:
+        raise JudgeConfigError(f"the judge is not reachable, so no answer could be scored: "
+                               f"{error.reason} ({judge.name}); start it or set "
+                               f"EVADS_JUDGE_BASE_URL") from error
 
 
 # ---- videos probed before inference ---------------------------------------------------
@@ -152,21 +194,6 @@ def _usable(source: str, stamp: int, root: str | None,
     return tuple(r for r in records if paths[r.question_id] not in bad), excluded
 
 
-def preflight() -> None:
-    """What the ``lmms_eval`` wrapper runs before lmms-eval loads a model: the video probe.
-
-    Only a bad video stops here; any other problem is left for lmms-eval to report as it
-    builds the tasks (the wrapper prints its cause).
-    """
-    try:
-        source = annotation_source()
-        usable_records(source, video_dir(source))
-    except BadVideosError:
-        raise
-    except Exception:  # noqa: BLE001 - reported by lmms-eval with its context
-        return
-
-
 def _video(record: EvadsRecord, root: Path | None) -> Path:
     """The record's video, with a suffix lmms-eval's video models read as a video.
 
@@ -185,15 +212,30 @@ def _video(record: EvadsRecord, root: Path | None) -> Path:
     return path
 
 
-def _doc(record: EvadsRecord, video: Path) -> dict:
+def _doc(record: EvadsRecord, video: Path, index: int) -> dict:
+    return {**record_doc(record, index), "video_path": str(video)}
+
+
+def record_doc(record: EvadsRecord, index: int) -> dict:
+    """A task doc without its video: all the judge needs."""
     return {
+        "doc_index": index,  # its place among the task's docs (judge_pool's look-ahead)
         "question_id": record.question_id, "video_id": record.video_id,
-        "video_path": str(video), "question": record.question, "answer": record.answer,
+        "question": record.question, "answer": record.answer,
         "task": record.task, "dimension": record.dimension,
         "category": record.category or "unknown", "clues": record.clues,
         "metadata": record.metadata_text(),   # what the judge reads (asr_ocr_meta)
         "model_text": record.model_input(),   # what the model reads (asr_input)
     }
+
+
+def task_record_docs(source: str, code: str) -> list[dict]:
+    """Task ``code``'s docs as ``process_docs`` builds them from ``source``, in its order,
+    without probing or resolving videos (a ``--predict_only`` run's predictions are judged
+    where the videos may not be)."""
+    path = Path(source).expanduser()
+    records = _records(source, path.stat().st_mtime_ns if path.exists() else 0)
+    return [record_doc(r, index) for index, r in enumerate(r for r in records if r.task == code)]
 
 
 bp_docs = partial(task_docs, "BP")
@@ -273,11 +315,21 @@ def process_results(doc: dict, results: list[str]) -> dict[str, dict]:
     The judged text is the protocol's: the ``<answer>`` part by our rule (evads) or by the
     authors' (official). Under the evads protocol an empty answer scores 0 without a judge
     call (``NO_ANSWER``); the official protocol sends it, as the authors' script does. Either
-    way its record says ``no_answer: true``.
+    way its record says ``no_answer: true``. Answers are judged ``$EVADS_JUDGE_CONCURRENCY``
+    at a time whatever lmms-eval's thread count (``judge_pool``).
     """
     judge, protocol = get_judge(), judge_protocol()
-    result, judged, values = judge_doc(judge, protocol, doc, results[0],
-                                       run_description(judge, protocol))
+    run = run_description(judge, protocol)
+
+    def judge_one(one_doc: dict, response: str) -> tuple[JudgeResult, bool, dict]:
+        return judge_doc(judge, protocol, one_doc, response, run)
+
+    response = results[0]
+    if isinstance(response, NumberedResponse):
+        result, judged, values = response.batch.verdict(doc, response, judge_one,
+                                                        judge_concurrency())
+    else:
+        result, judged, values = judge_one(doc, response)
     RUN_TALLY.add(result, judged=judged)
     return values
 

@@ -74,6 +74,10 @@ class HttpJudge:
         self.cache = JudgeCache(cache_dir) if cache_dir is not None else None
         self.served_models = ServedModels(self.name)
 
+    def check_reachable(self, timeout_s: float = 10.0) -> None:
+        """ChatError when the judge's server does not answer or refuses the key."""
+        self._client.check_reachable(min(timeout_s, self.timeout_s))
+
     def __repr__(self) -> str:
         key = REDACTED if self._client._api_key else None
         return f"HttpJudge(name={self.name!r}, api_key={key!r}, concurrency={self.concurrency})"

@@ -1,0 +1,161 @@
+"""How an lmms-eval run of the E-VAds tasks ends, the same in every launch mode.
+
+Why here and not in a wrapper: lmms-eval 0.7.3's command line catches every ``Exception`` of
+an evaluation, logs it and exits 0, and a failure to write the results is only a logged
+warning. Users start lmms-eval in several ways (the ``lmms_eval`` / ``lmms-eval`` console
+scripts, ``python -m lmms_eval --include_path ...``, ``LMMS_EVAL_PLUGINS=evads_tasks``,
+``accelerate launch -m lmms_eval``), and only the task's own hooks run in all of them:
+
+- a configuration error found while the tasks are built (an undecodable video, no judge, an
+  unreachable judge) is raised as :class:`RunStopped`, a ``SystemExit``: no ``except
+  Exception`` of lmms-eval and no tenacity retry holds it, so the process ends at once with
+  exit 1, before any generation, the cause (naming the file) as the last line;
+- what goes wrong later (lmms-eval caught an evaluation's error, could not write its results
+  or samples, or the judge failed on more than ``$EVADS_MAX_JUDGE_ERROR_RATE`` of the
+  answers) is noted while the run goes on, and when the process exits, after lmms-eval wrote
+  everything it could, the ``error:`` lines are printed last and the exit status becomes 1
+  (or 3 for judge errors alone).
+
+Under ``accelerate``/``torchrun`` each rank is its own process: every rank exits non-zero on
+a failure it can see (the judge error rate is checked per rank, on the answers that rank
+judged), and only rank 0 prints the ``error:`` lines. Called through
+lmms-eval's Python API (``simple_evaluate``) nothing ends the caller's process:
+:class:`RunStopped` can be caught, and judge errors are in the returned results.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable
+
+from tenacity import RetryError
+
+from evads_tasks.core.annotations import AnnotationError
+from evads_tasks.core.judge.api import JudgeConfigError
+from evads_tasks.core.judge.error_rate import EXIT_JUDGE_ERRORS, RUN_TALLY
+from evads_tasks.core.redaction import env_secrets, redact
+from evads_tasks.core.video_probe import BadVideosError
+
+EXIT_FAILED = 1
+# Under accelerate/torchrun the first rank to exit non-zero gets the others killed: the other
+# ranks wait this long, so that rank 0 prints the error lines before it is.
+RANK_EXIT_DELAY_S = 5.0
+# lmms-eval's log lines (loguru, WARNING and above) that mean the run did not do its work.
+_FAILURE_PREFIXES = ("Error during evaluation", "Could not save")
+
+
+def rank() -> int:
+    """This process's rank under accelerate/torchrun (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The error behind tenacity's RetryError: lmms-eval retries building a task and
+    scoring a sample, and raises the RetryError when all tries failed."""
+    while isinstance(error, RetryError) and error.last_attempt.failed:
+        error = error.last_attempt.exception()
+    return error
+
+
+def failure_lines(error: BaseException) -> list[str]:
+    """The root cause as ``error:`` lines: our errors' text as is (bad videos one line per
+    file, the last naming one), anything else with its type; secrets redacted."""
+    cause = root_cause(error)
+    if isinstance(cause, BadVideosError):
+        lines = list(cause.lines)
+    else:
+        text = " ".join(str(cause).split())
+        known = isinstance(cause, (AnnotationError, JudgeConfigError))
+        lines = [text if known else f"{type(cause).__name__}: {text}"]
+    return [f"error: {redact(line, env_secrets())}" for line in lines]
+
+
+class RunStopped(SystemExit):
+    """A run stopped before any generation by a configuration error of the E-VAds tasks.
+
+    A ``SystemExit`` so that lmms-eval's ``except Exception`` and tenacity's retries let it
+    through: the process exits 1, printing the message (``error:`` lines, the cause last).
+    Only rank 0 prints; the other ranks exit 1 silently. Python API callers can catch it.
+    """
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.lines = list(lines)
+        super().__init__("\n".join(self.lines) if rank() == 0 else EXIT_FAILED)
+
+
+def stop_run(error: BaseException) -> RunStopped:
+    """The :class:`RunStopped` for a configuration error (raise it ``from error``)."""
+    return RunStopped(failure_lines(error))
+
+
+def launched_from_cli() -> bool:
+    """Whether this process is lmms-eval's command line (any console script, ``python -m
+    lmms_eval``, each rank of ``accelerate launch -m lmms_eval``), not a Python program that
+    called ``simple_evaluate`` and must keep its own exit status."""
+    return any(name in sys.modules for name in ("lmms_eval.__main__", "lmms_eval.cli.dispatch"))
+
+
+class RunWatch:
+    """Notes what went wrong during a command-line run; sets the exit status at exit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._installed = False
+        self.failures: list[str] = []
+
+    def install(self) -> None:
+        """Once per process, on a command-line run: watch lmms-eval's log and decide the
+        exit status at exit (registered while the tasks are built, so after lmms-eval's own
+        handlers: it runs before them and ends the process)."""
+        with self._lock:
+            if self._installed or not launched_from_cli():
+                return
+            self._installed = True
+        from loguru import logger
+
+        logger.add(self._log_line, level="WARNING", format="{message}",
+                   filter=lambda record: record["name"].startswith("lmms_eval"))
+        atexit.register(self.finish)
+
+    def _log_line(self, message) -> None:
+        """A loguru sink: lmms-eval's own failure lines, with the error being handled."""
+        text = str(message).strip()
+        if not text.startswith(_FAILURE_PREFIXES):
+            return
+        error = sys.exc_info()[1]
+        if text.startswith("Could not save"):
+            what = "results" if "aggregated" in text else "sample logs"
+            cause = f": {failure_lines(error)[0].removeprefix('error: ')}" if error else ""
+            lines = [f"error: lmms-eval could not write its {what}{cause}"]
+        else:
+            lines = failure_lines(error) if error else [f"error: lmms-eval: {text}"]
+        with self._lock:
+            self.failures.extend(lines)
+
+    def exit_status(self) -> tuple[int, list[str]]:
+        """(status, the ``error:`` lines to print last)."""
+        judge_failure = RUN_TALLY.failure()
+        lines = [f"error: {judge_failure}"] if judge_failure else []
+        if self.failures:
+            return EXIT_FAILED, lines + list(dict.fromkeys(self.failures))
+        return (EXIT_JUDGE_ERRORS, lines) if lines else (0, [])
+
+    def finish(self) -> None:
+        status, lines = self.exit_status()
+        if not status:
+            return
+        sys.stdout.flush()
+        if rank() == 0:
+            print("\n".join(lines), file=sys.stderr)
+        else:
+            time.sleep(RANK_EXIT_DELAY_S)
+        sys.stderr.flush()
+        # atexit cannot change the exit status otherwise; everything was written already
+        os._exit(status)
+
+
+RUN_WATCH = RunWatch()

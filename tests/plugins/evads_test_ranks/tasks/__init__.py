@@ -1,0 +1,1 @@
+"""No tasks: lmms-eval's plugin variable requires the folder."""
