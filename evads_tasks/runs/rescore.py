@@ -44,14 +44,14 @@ from evads_tasks.core.judge.accounting import (
     usage_totals,
 )
 from evads_tasks.tasks.metrics import (
-    ALL_METRICS,
     EXCLUDED_KEY,
     EXCLUDED_METRIC,
+    INTERVAL_METRICS,
     JUDGE_METRIC,
-    METRICS,
     RUN_METRIC,
     USAGE_METRIC,
     count_excluded,
+    interval_cells,
     run_settings,
     same_over_tasks,
     task_name,
@@ -74,7 +74,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "evads_perception": ("BP", "CM"), "evads_reasoning": ("ML", "CI", "RC"),
     "evads": TASK_CODES}
 # The values process_results returns: replaced in a rescored sample, the rest is kept.
-_METRIC_KEYS = (*METRICS, *ALL_METRICS, JUDGE_METRIC, EXCLUDED_METRIC, RUN_METRIC,
+_METRIC_KEYS = (*INTERVAL_METRICS, JUDGE_METRIC, EXCLUDED_METRIC, RUN_METRIC,
                 USAGE_METRIC)
 # The columns of the authors' final_results rows a rescore needs.
 AUTHORS_INPUTS = ("ques_id", "ques_categories", "question", "answer", "prediction",
@@ -424,11 +424,11 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
     values: dict[str, list[dict]] = {}  # per task code, its samples' metric values
     for entry in entries:
         values.setdefault(entry["values"][JUDGE_METRIC]["task"], []).append(entry["values"])
-    rows, usages, excluded, runs = {}, {}, {}, {}
+    rows, usages, excluded, runs, by_task = {}, {}, {}, {}, {}
     for code in TASK_CODES:
         mine = [s for s in samples if s.task == code]
         if mine:
-            rows[code] = score_row(mine)
+            by_task[code], rows[code] = mine, score_row(mine)
             usages[code] = usage_totals(s.usage for s in mine if s.usage is not None)
             # the aggregations the task YAML gives lmms-eval for these metrics
             excluded[code] = count_excluded([v[EXCLUDED_METRIC] for v in values[code]])
@@ -448,7 +448,7 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
                                                   len(present) == len(members))):
             groups[group] = {
                 "alias": (source_rows.get(group) or {}).get("alias", group),
-                **_metric_cells(weighted_row([rows[c] for c in present])),
+                **_metric_cells(weighted_row([by_task[c] for c in present])),
                 "judge_errors,none": sum(rows[c]["judge_errors"] for c in present),
                 "excluded_questions,none": sum(excluded[c] for c in present),
                 "evads_run,none": same_over_tasks([runs[c] for c in present], []),
@@ -468,7 +468,12 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
 
 
 def _metric_cells(row: dict) -> dict:
-    return {f"{name},none": row[name] for name in (*METRICS, *ALL_METRICS)}
+    """Each mean, its clustered standard error and 95% interval, as lmms-eval keys them."""
+    cells = {}
+    for name in INTERVAL_METRICS:
+        cells[f"{name},none"] = row[name]
+        cells.update(interval_cells(name, row["intervals"][name]))
+    return cells
 
 
 def summary_lines(outcome: Outcome, price: Price | None) -> list[str]:
