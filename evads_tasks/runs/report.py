@@ -271,10 +271,11 @@ def draw_chart(summary: dict, path: Path, title: str) -> Path | None:
     top = max([1.0, *(row[m] for row in rows.values() for m in METRIC_LABELS
                       if not math.isnan(row[m]))])  # official scores may pass 1
     axis.set_ylim(0, top)
-    axis.set_ylabel("mean over judged answers (95% interval, clustered by video)")
+    axis.set_ylabel("mean over judged answers")
     axis.grid(axis="y", alpha=0.3)
     axis.legend(ncols=4, fontsize=8)
-    axis.set_title(title, fontsize=9, wrap=True)
+    axis.set_title(f"{title}\nerror bars: 95% intervals clustered by video", fontsize=9,
+                   wrap=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
