@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -35,6 +34,7 @@ from pathlib import Path
 from ..agreement import quadratic_kappa
 from .api import Judge, JudgeConfigError, JudgeRequest
 from .config import default_cache_dir, judge_from_env
+from .error_rate import share_setting
 from .http_judge import HttpJudge
 
 ITEMS_PATH = Path(__file__).with_name("canary_items.jsonl")
@@ -86,17 +86,7 @@ def items_digest(path: Path = ITEMS_PATH) -> str:
 def tolerance(env: Mapping[str, str] | None = None) -> float:
     """``$EVADS_CANARY_TOLERANCE``: how far exact agreement and kappa may fall below 1
     (default 0.1); JudgeConfigError unless a number in [0, 1]."""
-    env = os.environ if env is None else env
-    text = (env.get(TOLERANCE_ENV) or "").strip()
-    if not text:
-        return DEFAULT_TOLERANCE
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 1:
-        raise JudgeConfigError(f"{TOLERANCE_ENV} must be a number from 0 to 1, got {text!r}")
-    return value
+    return share_setting(TOLERANCE_ENV, DEFAULT_TOLERANCE, env)
 
 
 def pin_key(judge: Judge) -> str:
