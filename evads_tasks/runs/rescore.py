@@ -6,7 +6,8 @@ the model's response and, in its judge record, the judge's inputs; see
 ``tasks.utils.judge_doc``) or the authors' ``final_results.csv``, judges every one with the
 judge configured now (either protocol), through the same judge cache (an unchanged judge
 makes no call), and writes a results JSON, sample logs and the report in the layout of an
-lmms-eval run, so ``report`` and ``compare`` read it as any run. No model is loaded.
+lmms-eval run, so ``report`` and ``compare`` read it as any run. No model is loaded. As a
+run does, it first checks the judge against its pinned canary (``core.judge.canary``).
 
 Resume: each verdict is appended to ``rescore_progress.jsonl`` in the output folder as it
 comes (the first line names the source, judge and protocol); a killed rescore started again
@@ -495,9 +496,11 @@ def main(args) -> int:
     import sys
 
     from evads_tasks.core.judge.api import JudgeConfigError
+    from evads_tasks.core.judge.canary import summary as canary_summary
     from evads_tasks.core.judge.config import apply_protocol_flag, judge_from_env, judge_protocol
     from evads_tasks.core.judge.error_rate import EXIT_JUDGE_ERRORS
     from evads_tasks.core.judge.accounting import judge_price
+    from evads_tasks.tasks.utils import judge_canary
 
     apply_protocol_flag(args.protocol)
     try:
@@ -518,6 +521,12 @@ def main(args) -> int:
                 out, progress_header(source, judge, protocol)).done()
             print(format_plan(plan(source, judge, protocol, done), judge, price))
             return 0
+        try:  # as a run does: the judge checked against its pinned canary first
+            canary = judge_canary()
+        except JudgeConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"judge canary: {canary_summary(canary)}", file=sys.stderr)
         outcome = rescore(source, out, judge, protocol, fresh=args.fresh, price=price)
     finally:
         close = getattr(judge, "close", None)
