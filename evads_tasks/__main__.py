@@ -1,8 +1,9 @@
 """``python -m evads_tasks``: ``path`` (the lmms-eval include path), ``report`` (a run's
 Markdown + PNG summary, also of the authors' ``final_results.csv``), ``compare A B``,
 ``rescore RUN --out DIR`` (a finished run's predictions judged again, no model loaded),
-``annotations ...`` (``summary`` of an annotation file) and ``judge ...`` (the judge on a
-file of requests, or ``--which``), the last two handed to their packages' own CLIs."""
+``canary --pin|--check`` (the judge drift canary), ``annotations ...`` (``summary`` of an
+annotation file) and ``judge ...`` (the judge on a file of requests, or ``--which``), the
+last two handed to their packages' own CLIs."""
 
 from __future__ import annotations
 
@@ -55,12 +56,28 @@ def _parser() -> argparse.ArgumentParser:
                              "(e.g. $(date +%%s) taken before lmms-eval started): fails when "
                              "that run left none")
     compare = commands.add_parser(
-        "compare", help="two runs side by side: per-task means and per-question agreement")
+        "compare", help="two runs side by side: B - A per task and overall with paired "
+                        "95%% intervals over videos and p-values, means, per-question and "
+                        "judge agreement")
     for name in ("a", "b"):
         compare.add_argument(name, metavar=name.upper(),
                              help="an lmms-eval run folder or an authors' final_results.csv")
     compare.add_argument("--out", help="also write the Markdown here")
     _add_rescore(commands)
+    canary = commands.add_parser(
+        "canary", help="the judge drift canary: --pin the configured judge's verdicts on the "
+                       "shipped canary items, or --check that it still gives them")
+    which = canary.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pin", action="store_true",
+                       help="judge the items and store the verdicts beside the judge cache "
+                            "($EVADS_CACHE_DIR/judge_canary.json), replacing this judge's pin")
+    which.add_argument("--check", action="store_true",
+                       help="judge the items again, bypassing the cache; exit 4 with the "
+                            "figures when more than $EVADS_CANARY_TOLERANCE (default 0.1) "
+                            "of agreement (exact or kappa) is lost")
+    canary.add_argument("--protocol", metavar="{evads,official}",
+                        help="how the judge is asked and read (default: $EVADS_PROTOCOL, "
+                             "else evads)")
     return parser
 
 
@@ -103,10 +120,50 @@ def main(argv: list[str] | None = None) -> int:
             from .runs.rescore import main as rescore
 
             return rescore(args)
+        if args.command == "canary":
+            return _canary(args)
         return _report(parser, args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+EXIT_DRIFT = 4
+
+
+def _canary(args: argparse.Namespace) -> int:
+    """``canary --pin``: 0 once pinned; ``--check``: 0 when the judge gives its pinned
+    verdicts, 4 when it drifted; 2 without a pin or a usable judge."""
+    from .core.judge.api import JudgeConfigError
+    from .core.judge.canary import PASS, load_items, pin
+    from .core.judge.canary import check as check_canary
+    from .core.judge.config import apply_protocol_flag
+
+    apply_protocol_flag(args.protocol)
+    try:
+        if args.pin:
+            record, judged = pin()
+            levels = {item.id: item.level for item in load_items()}
+            agree = sum(record["verdicts"][i] == level for i, level in levels.items())
+            print(f"pinned {len(record['verdicts'])} canary verdicts of {record['judge']} "
+                  f"(protocol {record['protocol']}; served as "
+                  f"{', '.join(record['served_models']) or 'not reported'}): "
+                  f"{judged.calls} call(s) in {judged.seconds:.1f} s, "
+                  f"{judged.prompt_tokens:,} + {judged.completion_tokens:,} tokens; "
+                  f"{agree} of {len(levels)} at the level their answer was written for")
+            return 0
+        result = check_canary()
+    except JudgeConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if result.warns:
+        print(f"WARNING: {result.message}", file=sys.stderr)
+        return EXIT_DRIFT
+    if result.status != PASS:
+        print(f"error: {result.message}", file=sys.stderr)
+        return 2
+    print(f"{result.message} ({result.calls} call(s) in {result.seconds:.1f} s)")
+    return 0
 
 
 def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -141,7 +198,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _confusion_png(comparison: dict, path: Path) -> str:
     """Draw the confusion matrix of the two runs' scores; the Markdown line showing it."""
-    from .runs.agreement import draw_confusion
+    from .core.agreement import draw_confusion
     from .runs.compare import judged_pairs
 
     xs, ys = judged_pairs(comparison)

@@ -1,4 +1,4 @@
-"""Judge agreement figures (evads_tasks.runs.agreement) against sklearn/scipy and hand-computed
+"""Judge agreement figures (evads_tasks.core.agreement) against sklearn/scipy and hand-computed
 fixtures: quadratic-weighted kappa, Spearman, exact agreement, the bootstrap mean shift."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import cohen_kappa_score
 
-from evads_tasks.core.scoring import LEVELS
-from evads_tasks.runs.agreement import (
+from evads_tasks.core.agreement import (
     confusion,
     draw_confusion,
     exact_agreement,
@@ -20,6 +19,7 @@ from evads_tasks.runs.agreement import (
     quadratic_kappa,
     spearman,
 )
+from evads_tasks.core.scoring import LEVELS
 
 
 def _judge_pair(seed: int, n: int = 300) -> tuple[list[float], list[float]]:

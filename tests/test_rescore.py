@@ -214,8 +214,8 @@ def test_a_run_reports_valid_and_all_means_tokens_and_served_models(run_a):
     report = next(run_a.out.rglob("evads_report.md")).read_text(encoding="utf-8")
     cells = _row(report, "Overall")
     assert cells[:3] == ["40", str(40 - len(FAILED_IN_RUN)), str(len(FAILED_IN_RUN))]
-    assert float(cells[3]) == pytest.approx(expected["evads"]["evads_r5"], abs=5e-5)
-    assert float(cells[7]) == pytest.approx(expected["evads"]["evads_r5_all"], abs=5e-5)
+    assert float(cells[3].split()[0]) == pytest.approx(expected["evads"]["evads_r5"], abs=5e-5)
+    assert float(cells[7].split()[0]) == pytest.approx(expected["evads"]["evads_r5_all"], abs=5e-5)
     assert "| R5 | R3 | R2 | G | R5 ALL | R3 ALL | R2 ALL | G ALL |" in report
     assert "**WARNING: the judge server answered as 2 different models" in report
     all_row = _row(report, "all")

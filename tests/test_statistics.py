@@ -9,10 +9,12 @@ import random
 import pytest
 
 from evads_tasks.core.statistics import (
+    Stratum,
     clustered_mean,
     clustered_stderr,
     describe_difference,
     paired_difference,
+    weighted_mean_of_means,
 )
 
 
@@ -90,3 +92,60 @@ def test_paired_difference_uses_only_questions_both_runs_scored():
     b = {"q1": 0.5, "q2": 1.0, "q4": 1.0, "q3": 0.5}
     result = paired_difference(a, b, {"q1": "v1", "q2": "v1", "q3": "v2", "q4": "v3"})
     assert result.n == 2 and result.difference == pytest.approx(-0.25)
+
+
+def linearised_by_hand(tasks: list[tuple[list[float], list[str], float]]) -> float:
+    """The CR1 standard error of a weight-averaged mean of task means, written as loops: item
+    i of task t moves the mean by w_t / sum(w) * (x_i - mean_t) / n_t; sum that per video."""
+    total = sum(weight for _, _, weight in tasks)
+    per_video: dict[str, float] = {}
+    for values, videos, weight in tasks:
+        mean = sum(values) / len(values)
+        for value, video in zip(values, videos, strict=True):
+            per_video[video] = per_video.get(video, 0.0) + weight / total * (value - mean) / len(
+                values)
+    groups = len(per_video)
+    return math.sqrt(groups / (groups - 1) * sum(s * s for s in per_video.values()))
+
+
+def test_a_group_of_equal_tasks_is_the_pooled_mean_clustered_by_video():
+    """One question per video in each of five equal tasks (E-VAds' design): the size-weighted
+    mean of task means is the pooled mean, and its clustered error the pooled CR1's."""
+    values, clusters = five_per_video(30)
+    tasks = [Stratum(values[t::5], clusters[t::5], 30) for t in range(5)]
+    group = weighted_mean_of_means(tasks)
+    assert group.mean == pytest.approx(sum(values) / len(values))
+    assert group.stderr == pytest.approx(cr1_by_hand(values, clusters), rel=1e-12)
+    assert (group.n, group.clusters) == (150, 30)
+    # treating the tasks as independent (lmms-eval's pooled_sample_stderr) understates it
+    naive = math.sqrt(sum((v - group.mean) ** 2 for v in values) / (len(values) - 1)
+                      / len(values))
+    assert group.stderr > 1.5 * naive
+
+
+def test_a_group_with_unequal_judged_counts_matches_the_formula_written_out():
+    values, clusters = five_per_video(20)
+    rng = random.Random(3)
+    tasks = []
+    for t in range(3):  # some questions failed: fewer values than the task's size
+        kept = [i for i in range(t, len(values), 3) if rng.random() > 0.2]
+        tasks.append(([values[i] for i in kept], [clusters[i] for i in kept],
+                      float(len(range(t, len(values), 3)))))
+    group = weighted_mean_of_means([Stratum(*task) for task in tasks])
+    total = sum(w for _, _, w in tasks)
+    assert group.mean == pytest.approx(sum(w * sum(v) / len(v) for v, _, w in tasks) / total)
+    assert group.stderr == pytest.approx(linearised_by_hand(tasks), rel=1e-12)
+    one = weighted_mean_of_means([Stratum(values, clusters, 7.0)])
+    assert (one.mean, one.stderr) == pytest.approx((clustered_mean(values, clusters).mean,
+                                                    cr1_by_hand(values, clusters)))
+    assert math.isnan(weighted_mean_of_means([Stratum([], [], 4), Stratum([1.0], ["v"], 1)]).mean)
+
+
+def test_the_relative_gain_over_a_zero_resample_is_unbounded_not_nan():
+    """A scores 0 on four of six videos: about (4/6)^6 = 9% of resamples hold only those, so
+    the gain's 97.5th percentile is infinite (the old interpolation gave NaN)."""
+    a = {f"q{i}": 0.0 if i < 8 else 0.25 for i in range(12)}
+    b = {q: 1.0 for q in a}
+    result = paired_difference(a, b, {f"q{i}": f"v{i // 2}" for i in range(12)})
+    assert result.relative == pytest.approx(1.0 / (1 / 12) - 1)
+    assert result.relative_low > 0 and result.relative_high == math.inf

@@ -35,6 +35,17 @@ def _cluster_index(clusters: Sequence[Hashable]) -> tuple[np.ndarray, int]:
     return index, len(ids)
 
 
+def _cr1(influence: np.ndarray, clusters: Sequence[Hashable]) -> float:
+    """``sqrt(G/(G-1) * sum_g (sum_{i in g} influence_i)^2)`` over the G clusters: the CR1
+    standard error of a statistic whose linear influence of item i is ``influence_i``;
+    NaN with fewer than two clusters."""
+    index, groups = _cluster_index(clusters)
+    if groups < 2:
+        return float("nan")
+    sums = np.bincount(index, weights=influence, minlength=groups)
+    return math.sqrt(groups / (groups - 1) * float(np.sum(sums ** 2)))
+
+
 def clustered_stderr(values: Sequence[float], clusters: Sequence[Hashable]) -> float:
     """The cluster-robust (CR1) standard error of the mean of ``values``:
     ``sqrt(G/(G-1) * sum_g (sum_{i in g} (x_i - mean))^2) / n`` over the G clusters.
@@ -45,11 +56,7 @@ def clustered_stderr(values: Sequence[float], clusters: Sequence[Hashable]) -> f
     if len(values) != len(clusters):
         raise ValueError(f"{len(values)} values but {len(clusters)} cluster ids")
     x = np.asarray(values, dtype=float)
-    index, groups = _cluster_index(clusters)
-    if groups < 2:
-        return float("nan")
-    sums = np.bincount(index, weights=x - x.mean(), minlength=groups)
-    return math.sqrt(groups / (groups - 1) * float(np.sum(sums ** 2))) / len(x)
+    return _cr1((x - x.mean()) / len(x), clusters)
 
 
 @dataclass(frozen=True)
@@ -75,10 +82,51 @@ def clustered_mean(values: Sequence[float], clusters: Sequence[Hashable],
     if not values:
         raise ValueError("no values to average")
     mean = float(np.mean(np.asarray(values, dtype=float)))
-    stderr = clustered_stderr(values, clusters)
+    return _interval(mean, clustered_stderr(values, clusters), len(values),
+                     len(set(clusters)), confidence)
+
+
+@dataclass(frozen=True)
+class Stratum:
+    """One part of a weighted mean of means: its values, their clusters, and its weight."""
+
+    values: Sequence[float]
+    clusters: Sequence[Hashable]
+    weight: float
+
+
+def weighted_mean_of_means(strata: Sequence[Stratum],
+                           confidence: float = CONFIDENCE) -> Interval:
+    """``sum_s w_s * mean_s / sum_s w_s`` with its standard error clustered across strata.
+
+    Why: lmms-eval's group rows weight each task's mean (over its judged answers) by the
+    task's size, and one video's questions sit in several tasks, so a group's standard
+    error must cluster all of a video's questions together. It is the CR1 standard error
+    of the linearised statistic: item i of stratum s has influence
+    ``w_s / sum(w) * (x_i - mean_s) / n_s``. One stratum gives :func:`clustered_mean`.
+    The mean is NaN when a stratum has no value (as lmms-eval's group mean then is).
+    """
+    total = sum(s.weight for s in strata)
+    values = [v for s in strata for v in s.values]
+    clusters = [c for s in strata for c in s.clusters]
+    if len(values) != len(clusters):
+        raise ValueError(f"{len(values)} values but {len(clusters)} cluster ids")
+    count = len(set(clusters))
+    if not strata or total <= 0 or any(len(s.values) == 0 for s in strata):
+        nan = float("nan")
+        return Interval(nan, nan, nan, nan, len(values), count)
+    means = [float(np.mean(np.asarray(s.values, dtype=float))) for s in strata]
+    mean = sum(s.weight * m for s, m in zip(strata, means, strict=True)) / total
+    influence = np.concatenate([
+        s.weight / total * (np.asarray(s.values, dtype=float) - m) / len(s.values)
+        for s, m in zip(strata, means, strict=True)])
+    return _interval(mean, _cr1(influence, clusters), len(values), count, confidence)
+
+
+def _interval(mean: float, stderr: float, n: int, clusters: int,
+              confidence: float) -> Interval:
     half = _z(confidence) * stderr
-    return Interval(mean, stderr, mean - half, mean + half, len(values),
-                    len(set(clusters)))
+    return Interval(mean, stderr, mean - half, mean + half, n, clusters)
 
 
 def cluster_bootstrap(values: Sequence[float], clusters: Sequence[Hashable],
@@ -164,10 +212,13 @@ def paired_difference(a: Mapping[Hashable, float], b: Mapping[Hashable, float],
     relative = relative_low = relative_high = None
     if a_mean != 0:
         relative = b_mean / a_mean - 1
+        # a resample whose A mean is 0 has an infinite gain (B > 0) or none (B = 0 too): kept
+        # as inf, left out as NaN; percentiles without interpolation, so an inf bound stays inf
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios = boot_b / boot_a - 1
-        relative_low, relative_high = (float(v) for v in
-                                       np.nanpercentile(ratios, [tail, 100 - tail]))
+        ratios = ratios[~np.isnan(ratios)]
+        relative_low, relative_high = (float(v) for v in np.percentile(
+            ratios, [tail, 100 - tail], method="inverted_cdf"))
     return PairedDifference(a_mean, b_mean, difference, float(low), float(high),
                             min(p_value, 1.0), len(keys), groups, relative, relative_low,
                             relative_high)

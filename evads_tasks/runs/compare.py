@@ -1,11 +1,16 @@
-"""Two scored runs side by side: per-task means and per-question score agreement.
+"""Two scored runs side by side: means, the paired model comparison, per-question agreement.
 
-A user checks that a suite run and the authors' script agree (same model outputs judged
-twice, or two protocols), or measures how far two judges or two models are apart. Pure
-functions over :class:`~evads_tasks.runs.scored_runs.ScoredSample` lists; reading the runs and
-writing the Markdown happen at the edges (``python -m evads_tasks compare A B``).
-Questions are matched by question id; a question judged in only one run, or in neither,
-counts apart from the agreement.
+A user asks whether model B beats model A (two models' runs), checks that a suite run and
+the authors' script agree (same model outputs judged twice, or two protocols), or measures
+how far two judges are apart. Pure functions over
+:class:`~evads_tasks.runs.scored_runs.ScoredSample` lists; reading the runs and writing the
+Markdown happen at the edges (``python -m evads_tasks compare A B``). Questions are matched
+by question id; a question judged in only one run, or in neither, counts apart.
+
+:func:`paired_comparison` is the one paired comparison of two runs (also the modality audit's
+and the RL before/after's): per task, dimension and overall, B - A on the questions both
+runs judged, with a paired bootstrap 95% interval that resamples videos, a sign-flip p-value
+over videos and the relative gain (:func:`evads_tasks.core.statistics.paired_difference`).
 """
 
 from __future__ import annotations
@@ -15,10 +20,18 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .agreement import judge_agreement
-from evads_tasks.core.annotations import TASK_CODES
-from evads_tasks.tasks.metrics import METRIC_LABELS
-from .report import fmt, protocol_lines, summarize, task_label
+from evads_tasks.core.agreement import judge_agreement
+from evads_tasks.core.annotations import TASK_CODES, TASKS
+from evads_tasks.core.statistics import (
+    BOOTSTRAP_ITERATIONS,
+    SEED,
+    PairedDifference,
+    describe_difference,
+    paired_difference,
+)
+from evads_tasks.tasks.metrics import METRIC_LABELS, METRICS
+
+from .report import fmt, fmt_interval, protocol_lines, summarize, task_label
 from .scored_runs import ScoredRun, ScoredSample
 
 Pair = tuple[ScoredSample, ScoredSample]
@@ -57,7 +70,7 @@ def agreement(pairs: Sequence[Pair]) -> dict:
     mean of B - A; ``mean_abs_difference``; ``levels``: {A's score: {B's score: count}};
     ``judged_only_a`` / ``judged_only_b`` / ``judged_in_neither``: the other questions;
     ``kappa`` (quadratic-weighted), ``spearman``, ``shift_low``/``shift_high`` (the bootstrap
-    95% interval of the mean difference): :mod:`evads_tasks.runs.agreement`.
+    95% interval of the mean difference): :mod:`evads_tasks.core.agreement`.
     """
     xs, ys = judged_in_both(pairs)
     both = list(zip(xs, ys, strict=True))
@@ -100,10 +113,50 @@ def agreement_by_task(pairs: Sequence[Pair]) -> dict[str, dict]:
     return {code: agreement(by_task[code]) for code in TASK_CODES if code in by_task}
 
 
+OVERALL = "Overall"
+
+
+def paired_comparison(run_a: ScoredRun, run_b: ScoredRun, *,
+                      iterations: int = BOOTSTRAP_ITERATIONS,
+                      seed: int = SEED) -> dict[str, dict[str, PairedDifference]]:
+    """B minus A on the questions both runs judged: per row (each task code, each dimension,
+    then ``Overall``) and per metric label (``R5``, ``R3``, ``R2``, ``G``), a
+    :class:`~evads_tasks.core.statistics.PairedDifference` (means, difference, paired
+    bootstrap 95% interval resampling videos, sign-flip p-value over videos, relative gain).
+
+    Rows with no question judged in both runs are left out. Dimension and overall rows pool
+    their questions (a paired difference needs no task weights: both runs answer the same
+    questions)."""
+    pairs = [(x, y) for x, y in pair_samples(run_a.samples, run_b.samples).pairs
+             if x.score is not None and y.score is not None]
+    rows: dict[str, list[Pair]] = defaultdict(list)
+    for pair in pairs:
+        task = pair[0].task
+        for row in (task, TASKS[task].dimension, OVERALL):
+            rows[row].append(pair)
+    order = [*TASK_CODES, *dict.fromkeys(TASKS[code].dimension for code in TASK_CODES),
+             OVERALL]
+    return {row: {label: _paired(rows[row], metric, iterations, seed)
+                  for metric, label in METRIC_LABELS.items()}
+            for row in order if rows.get(row)}
+
+
+def _paired(pairs: Sequence[Pair], metric: str, iterations: int,
+            seed: int) -> PairedDifference:
+    score = METRICS[metric]
+    a = {x.question_id: score(x.score, strict=False) for x, _ in pairs}
+    b = {y.question_id: score(y.score, strict=False) for _, y in pairs}
+    videos = {x.question_id: x.cluster if x.video_id is not None else y.cluster
+              for x, y in pairs}
+    return paired_difference(a, b, videos, iterations=iterations, seed=seed)
+
+
 def compare_runs(a: ScoredRun, b: ScoredRun) -> dict:
-    """Everything the comparison reports: both summaries, the pairing and the agreement."""
+    """Everything the comparison reports: both summaries, the pairing, the paired
+    comparison and the agreement."""
     pairing = pair_samples(a.samples, b.samples)
     return {"a": summarize(a.samples), "b": summarize(b.samples), "pairing": pairing,
+            "paired": paired_comparison(a, b),
             "agreement": agreement(pairing.pairs),
             "agreement_by_task": agreement_by_task(pairing.pairs)}
 
@@ -122,7 +175,9 @@ def _means_table(rows_a: dict[str, dict], rows_b: dict[str, dict], names: dict[s
         cells = []
         for metric in METRIC_LABELS:
             x, y = row_a[metric], row_b[metric]
-            cells += [fmt(x), fmt(y), "n/a" if math.isnan(x) or math.isnan(y) else f"{y - x:+.4f}"]
+            cells += [fmt_interval(x, row_a["intervals"][metric]),
+                      fmt_interval(y, row_b["intervals"][metric]),
+                      "n/a" if math.isnan(x) or math.isnan(y) else f"{y - x:+.4f}"]
         lines.append(f"| {name} | {row_a['judged']} | {row_b['judged']} | "
                      f"{row_a['judge_errors']} | {row_b['judge_errors']} | {' | '.join(cells)} |")
     return lines
@@ -151,6 +206,31 @@ def _level(x: float) -> str:
     return f"{x:g}"
 
 
+def _row_label(row: str) -> str:
+    return task_label(row) if row in TASKS else row
+
+
+def paired_lines(paired: dict[str, dict[str, PairedDifference]]) -> list[str]:
+    """The paired comparison in Markdown: one plain sentence per metric, then the table."""
+    if not paired:
+        return ["No question was judged in both runs: nothing to compare.", ""]
+    lines = []
+    for label in METRIC_LABELS.values():
+        said = [describe_difference(row, by_metric[label]) for row, by_metric in paired.items()]
+        text = "; ".join(said)
+        lines.append(f"- **{label}**: {text[0].upper()}{text[1:]}.")
+    lines += ["", "| row | metric | questions | videos | A | B | B - A | 95% interval | p | "
+              "relative gain (B / A - 1) |", "|---|---|---:|---:|---:|---:|---:|---|---:|---|"]
+    for row, by_metric in paired.items():
+        for label, d in by_metric.items():
+            gain = "n/a (A is 0)" if d.relative is None else (
+                f"{d.relative:+.1%} [{d.relative_low:+.1%}, {d.relative_high:+.1%}]")
+            lines.append(f"| {_row_label(row)} | {label} | {d.n} | {d.clusters} | "
+                         f"{d.a_mean:.4f} | {d.b_mean:.4f} | {d.difference:+.4f} | "
+                         f"[{d.low:+.4f}, {d.high:+.4f}] | {d.p_value:.3f} | {gain} |")
+    return [*lines, ""]
+
+
 def format_comparison(a: ScoredRun, b: ScoredRun, comparison: dict) -> str:
     """The Markdown comparison of runs A and B."""
     pairing: Pairing = comparison["pairing"]
@@ -164,7 +244,16 @@ def format_comparison(a: ScoredRun, b: ScoredRun, comparison: dict) -> str:
                   "- random model: " + ("unknown" if random_model is None else
                                         "yes" if random_model else "no"),
                   *protocol_lines(run.info), ""]
-    lines += ["## Means (over judged answers, as the authors compute them)", "",
+    lines += ["## Paired comparison: B - A on the questions judged in both runs", "",
+              f"- per task, dimension and overall: the difference of the means over the "
+              f"questions both runs judged, its 95% interval from a paired bootstrap that "
+              f"resamples videos ({BOOTSTRAP_ITERATIONS:,} resamples, seed {SEED}), p from a "
+              "sign-flip permutation test over videos, and the relative gain; \"within "
+              "noise\" when the interval contains 0", "",
+              *paired_lines(comparison["paired"]),
+              "## Means (over judged answers, as the authors compute them)", "",
+              "- each run's own means, as mean ± standard error [95% interval], clustered "
+              "by video; Δ = B - A of the two means (each over its own judged answers)", "",
               *_means_table(_rows(comparison["a"]), _rows(comparison["b"]),
                             {**{code: task_label(code) for code in TASK_CODES},
                              **{name: name for name in comparison["a"]["dimensions"]}}), "",
@@ -183,8 +272,9 @@ def format_comparison(a: ScoredRun, b: ScoredRun, comparison: dict) -> str:
               "- over the questions judged in both runs: exact-level agreement, Cohen's kappa "
               "with quadratic weights, Spearman's rank correlation of the scores, and the "
               "shift of the mean score (R5, B - A) with its paired bootstrap 95% interval "
-              "(10,000 resamples of the questions, seed 0); n/a where undefined (no pair, or "
-              "one run gives every question the same score)", "",
+              "(10,000 resamples of the questions, seed 0: for two judgements of the same "
+              "predictions; the paired comparison above resamples videos); n/a where "
+              "undefined (no pair, or one run gives every question the same score)", "",
               "| task | pairs | exact | kappa (quadratic) | Spearman | mean shift B - A | "
               "95% interval |", "|---|---:|---:|---:|---:|---:|---|"]
     lines += [_judge_agreement_row(task_label(code), row)

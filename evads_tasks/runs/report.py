@@ -6,28 +6,26 @@ stand-in), which protocol (with the official script's sha256), which judge with 
 parameters. Means are taken the authors' way, over the judged answers, with the judge
 failures counted beside them. Dimension and overall rows are computed as lmms-eval computes
 its group rows (the size-weighted mean of the task means), so the report and the results JSON
-give one number for a run.
+give one number for a run. Every mean comes with its standard error and 95% interval
+clustered by video (:mod:`evads_tasks.core.statistics`), as the results JSON's.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 from evads_tasks.core.annotations import TASK_CODES, TASKS
-from evads_tasks.core.judge.api import JudgeConfigError
 from evads_tasks.core.judge.accounting import judge_price, usage_section, usage_totals
-from evads_tasks.tasks.metrics import (
-    ALL_METRICS,
-    ALL_SUFFIX,
-    METRIC_LABELS,
-    METRICS,
-    SCORE_KEY,
-    call_text,
-    judged_mean,
-)
+from evads_tasks.core.judge.api import JudgeConfigError
+from evads_tasks.core.judge.canary import DRIFT
+from evads_tasks.core.judge.canary import summary as canary_summary
 from evads_tasks.core.official_script import CHECKED_SHA256
+from evads_tasks.core.statistics import Interval, Stratum, clustered_mean, weighted_mean_of_means
+from evads_tasks.tasks.metrics import ALL_METRICS, ALL_SUFFIX, METRIC_LABELS, METRICS, call_text
+
 from .scored_runs import (
     RESULTS_GLOB,
     ScoredRun,
@@ -48,31 +46,52 @@ _EVADS_PROTOCOL_NOTE = ("the evads protocol: our own prompt and judge wording, n
                         "authors' (EVADS_PROTOCOL=official reproduces their script)")
 
 
-def score_row(samples: list[ScoredSample]) -> dict:
-    """Questions, judged, judge errors and R5/R3/R2/G over the judged ones (NaN if none).
+def metric_values(samples: Sequence[ScoredSample]) -> dict[str, Stratum]:
+    """Per metric (VALID and ALL), the values a mean averages, each question's cluster (its
+    video) and the weight lmms-eval gives the set in a group (its questions, judged or not).
 
-    Scores were checked when read (levels, or any number under the official protocol), so
-    the authors' arithmetic applies to all of them."""
-    judged = [s.score for s in samples if s.score is not None]
-    row = {"questions": len(samples), "judged": len(judged),
-           "judge_errors": len(samples) - len(judged)}
+    VALID: the judged questions' values; ALL: every question's, a failed judgement counted 0
+    (``metrics.all_mean``, as the results JSON's). Scores were checked when read (levels, or
+    any number under the official protocol), so the authors' arithmetic applies to all."""
+    judged = [s for s in samples if s.score is not None]
+    strata = {}
     for name, metric in METRICS.items():
-        values = [metric(x, strict=False) for x in judged]
-        row[name] = judged_mean([{SCORE_KEY: value} for value in values])
-        # ALL: a failed judgement counts 0 (metrics.all_mean, as the results JSON's)
-        row[name + ALL_SUFFIX] = sum(values) / len(samples) if samples else math.nan
-    return row
+        values = [metric(s.score, strict=False) for s in judged]
+        strata[name] = Stratum(values, [s.cluster for s in judged], len(samples))
+        strata[name + ALL_SUFFIX] = Stratum(
+            [metric(s.score, strict=False) if s.score is not None else 0.0 for s in samples],
+            [s.cluster for s in samples], len(samples))
+    return strata
 
 
-def weighted_row(task_rows: list[dict]) -> dict:
+def _counts(samples: Sequence[ScoredSample]) -> dict:
+    judged = sum(s.score is not None for s in samples)
+    return {"questions": len(samples), "judged": judged, "judge_errors": len(samples) - judged}
+
+
+def score_row(samples: list[ScoredSample]) -> dict:
+    """Questions, judged, judge errors, R5/R3/R2/G over the judged ones and over all (NaN
+    if none), and ``intervals``: each mean's 95% interval clustered by video (None without a
+    value)."""
+    row, intervals = _counts(samples), {}
+    for name, stratum in metric_values(samples).items():
+        interval = clustered_mean(stratum.values, stratum.clusters) if stratum.values else None
+        row[name] = interval.mean if interval else math.nan
+        intervals[name] = interval
+    return {**row, "intervals": intervals}
+
+
+def weighted_row(task_samples: list[list[ScoredSample]]) -> dict:
     """A group row as lmms-eval computes it: counts summed, each metric the mean of the task
-    means weighted by task size (questions, judged or not); NaN when any task mean is."""
-    sizes = [row["questions"] for row in task_rows]
-    row = {key: sum(r[key] for r in task_rows) for key in ("questions", "judged",
-                                                           "judge_errors")}
-    for name in (*METRICS, *ALL_METRICS):
-        row[name] = sum(r[name] * n for r, n in zip(task_rows, sizes, strict=True)) / sum(sizes)
-    return row
+    means weighted by task size (questions, judged or not), NaN when any task mean is; its
+    interval clusters a video's questions across the tasks (``weighted_mean_of_means``)."""
+    row = _counts([s for samples in task_samples for s in samples])
+    per_task = [metric_values(samples) for samples in task_samples]
+    intervals = {name: weighted_mean_of_means([strata[name] for strata in per_task])
+                 for name in (*METRICS, *ALL_METRICS)}
+    return {**row, **{name: interval.mean for name, interval in intervals.items()},
+            "intervals": {name: None if math.isnan(interval.mean) else interval
+                          for name, interval in intervals.items()}}
 
 
 def summarize(samples: list[ScoredSample]) -> dict[str, dict[str, dict]]:
@@ -82,14 +101,14 @@ def summarize(samples: list[ScoredSample]) -> dict[str, dict[str, dict]]:
     for sample in samples:
         by_task[sample.task].append(sample)
         by_category[sample.category].append(sample)
-    tasks = {code: score_row(by_task[code]) for code in TASK_CODES if code in by_task}
+    codes = [code for code in TASK_CODES if code in by_task]
     by_dimension = defaultdict(list)
-    for code, row in tasks.items():
-        by_dimension[TASKS[code].dimension].append(row)
+    for code in codes:
+        by_dimension[TASKS[code].dimension].append(by_task[code])
     return {
-        "tasks": tasks,
-        "dimensions": {**{dim: weighted_row(rows) for dim, rows in by_dimension.items()},
-                       "Overall": weighted_row(list(tasks.values()))},
+        "tasks": {code: score_row(by_task[code]) for code in codes},
+        "dimensions": {**{dim: weighted_row(parts) for dim, parts in by_dimension.items()},
+                       "Overall": weighted_row([by_task[code] for code in codes])},
         "categories": {cat: score_row(rows) for cat, rows in sorted(by_category.items())},
     }
 
@@ -102,13 +121,30 @@ def fmt(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.4f}"
 
 
+def fmt_interval(mean: float, interval: Interval | None) -> str:
+    """``mean ± standard error [95% interval]``; the mean alone where there is no interval
+    (fewer than two videos)."""
+    if interval is None or math.isnan(interval.stderr):
+        return fmt(mean)
+    return (f"{mean:.4f} ± {interval.stderr:.4f} "
+            f"[{interval.low:.4f}, {interval.high:.4f}]")
+
+
+INTERVAL_NOTE = ("Each mean is shown as mean ± standard error [95% interval]; intervals are "
+                 "clustered by video (a video's questions are correlated, so the standard error "
+                 "is the cluster-robust CR1 one over videos, and a group's clusters a video's "
+                 "questions across its tasks); the interval is mean ± 1.96 standard errors. A "
+                 "row with fewer than two videos has no interval.")
+
+
 def _table(title: str, rows: dict[str, dict]) -> list[str]:
-    """VALID means (R5 ... G), then ALL means (R5 ALL ... G ALL)."""
+    """VALID means (R5 ... G), then ALL means (R5 ALL ... G ALL), each with its interval."""
     labels = [*METRIC_LABELS.values(), *(f"{label} ALL" for label in METRIC_LABELS.values())]
     lines = [f"| {title} | questions | judged | judge errors | {' | '.join(labels)} |",
              "|---|---:|---:|---:|" + "---:|" * len(labels)]
     for name, row in rows.items():
-        scores = " | ".join(fmt(row[metric]) for metric in (*METRIC_LABELS, *ALL_METRICS))
+        scores = " | ".join(fmt_interval(row[metric], row["intervals"].get(metric))
+                            for metric in (*METRIC_LABELS, *ALL_METRICS))
         lines.append(f"| {name} | {row['questions']} | {row['judged']} | "
                      f"{row['judge_errors']} | {scores} |")
     return lines
@@ -163,11 +199,14 @@ def format_report(info: dict, summary: dict, no_answers: int = 0,
         lines.append(f"- limit: {limit_text(info['limit'])} (a partial run, not the full "
                      "benchmark)")
     lines += _rescore_lines(info.get("rescore"))
+    if canary := info.get("canary"):
+        text = f"judge canary (checked before the run): {canary_summary(canary)}"
+        lines.append(f"- **WARNING: {text}**" if canary.get("status") == DRIFT else f"- {text}")
     lines += ["- R5/R3/R2/G (VALID) average the judged questions only (the authors' way); judge "
               "errors are counted beside them, not scored. R5 ALL ... G ALL average every "
               "question, a judge error counted 0. Dimension and overall rows are the "
               "size-weighted mean of the task rows (as lmms-eval's group rows); category rows "
-              "average their questions.", "",
+              "average their questions.", f"- {INTERVAL_NOTE}", "",
               "## Per task", "", *_table("task", {
                   task_label(code): row for code, row in summary["tasks"].items()}),
               "", "## Per dimension and overall", "", *_table("dimension", summary["dimensions"]),
@@ -226,7 +265,8 @@ def draw_chart(summary: dict, path: Path, title: str) -> Path | None:
         values = [0.0 if math.isnan(rows[name][metric]) else rows[name][metric]
                   for name in names]
         axis.bar([i + (index - 1.5) * width for i in range(len(labels))], values, width,
-                 label=label)
+                 label=label, yerr=[_half_width(rows[name]["intervals"].get(metric))
+                                    for name in names], capsize=2, error_kw={"lw": 0.8})
     axis.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
     top = max([1.0, *(row[m] for row in rows.values() for m in METRIC_LABELS
                       if not math.isnan(row[m]))])  # official scores may pass 1
@@ -234,10 +274,17 @@ def draw_chart(summary: dict, path: Path, title: str) -> Path | None:
     axis.set_ylabel("mean over judged answers")
     axis.grid(axis="y", alpha=0.3)
     axis.legend(ncols=4, fontsize=8)
-    axis.set_title(title, fontsize=9, wrap=True)
+    axis.set_title(f"{title}\nerror bars: 95% intervals clustered by video", fontsize=9,
+                   wrap=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _half_width(interval: Interval | None) -> float:
+    """The error bar of a mean: half its 95% interval (0 where it has none)."""
+    return 0.0 if interval is None or math.isnan(interval.stderr) else \
+        (interval.high - interval.low) / 2
 
 
 def _write(run: ScoredRun, markdown_path: Path) -> Path:

@@ -6,7 +6,8 @@ the model's response and, in its judge record, the judge's inputs; see
 ``tasks.utils.judge_doc``) or the authors' ``final_results.csv``, judges every one with the
 judge configured now (either protocol), through the same judge cache (an unchanged judge
 makes no call), and writes a results JSON, sample logs and the report in the layout of an
-lmms-eval run, so ``report`` and ``compare`` read it as any run. No model is loaded.
+lmms-eval run, so ``report`` and ``compare`` read it as any run. No model is loaded. As a
+run does, it first checks the judge against its pinned canary (``core.judge.canary``).
 
 Resume: each verdict is appended to ``rescore_progress.jsonl`` in the output folder as it
 comes (the first line names the source, judge and protocol); a killed rescore started again
@@ -59,14 +60,14 @@ from evads_tasks.core.judge.accounting import (
     usage_totals,
 )
 from evads_tasks.tasks.metrics import (
-    ALL_METRICS,
     EXCLUDED_KEY,
     EXCLUDED_METRIC,
+    INTERVAL_METRICS,
     JUDGE_METRIC,
-    METRICS,
     RUN_METRIC,
     USAGE_METRIC,
     count_excluded,
+    interval_cells,
     run_settings,
     same_over_tasks,
     task_name,
@@ -89,7 +90,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "evads_perception": ("BP", "CM"), "evads_reasoning": ("ML", "CI", "RC"),
     "evads": TASK_CODES}
 # The values process_results returns: replaced in a rescored sample, the rest is kept.
-_METRIC_KEYS = (*METRICS, *ALL_METRICS, JUDGE_METRIC, EXCLUDED_METRIC, RUN_METRIC,
+_METRIC_KEYS = (*INTERVAL_METRICS, JUDGE_METRIC, EXCLUDED_METRIC, RUN_METRIC,
                 USAGE_METRIC)
 # The columns of the authors' final_results rows a rescore needs.
 AUTHORS_INPUTS = ("ques_id", "ques_categories", "question", "answer", "prediction",
@@ -508,11 +509,11 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
     values: dict[str, list[dict]] = {}  # per task code, its samples' metric values
     for entry in entries:
         values.setdefault(entry["values"][JUDGE_METRIC]["task"], []).append(entry["values"])
-    rows, usages, excluded, runs = {}, {}, {}, {}
+    rows, usages, excluded, runs, by_task = {}, {}, {}, {}, {}
     for code in TASK_CODES:
         mine = [s for s in samples if s.task == code]
         if mine:
-            rows[code] = score_row(mine)
+            by_task[code], rows[code] = mine, score_row(mine)
             usages[code] = usage_totals(s.usage for s in mine if s.usage is not None)
             # the aggregations the task YAML gives lmms-eval for these metrics
             excluded[code] = count_excluded([v[EXCLUDED_METRIC] for v in values[code]])
@@ -532,7 +533,7 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
                                                   len(present) == len(members))):
             groups[group] = {
                 "alias": (source_rows.get(group) or {}).get("alias", group),
-                **_metric_cells(weighted_row([rows[c] for c in present])),
+                **_metric_cells(weighted_row([by_task[c] for c in present])),
                 "judge_errors,none": sum(rows[c]["judge_errors"] for c in present),
                 "excluded_questions,none": sum(excluded[c] for c in present),
                 "evads_run,none": same_over_tasks([runs[c] for c in present], []),
@@ -552,7 +553,12 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
 
 
 def _metric_cells(row: dict) -> dict:
-    return {f"{name},none": row[name] for name in (*METRICS, *ALL_METRICS)}
+    """Each mean, its clustered standard error and 95% interval, as lmms-eval keys them."""
+    cells = {}
+    for name in INTERVAL_METRICS:
+        cells[f"{name},none"] = row[name]
+        cells.update(interval_cells(name, row["intervals"][name]))
+    return cells
 
 
 def summary_lines(outcome: Outcome, price: Price | None) -> list[str]:
@@ -574,9 +580,11 @@ def main(args) -> int:
     import sys
 
     from evads_tasks.core.judge.api import JudgeConfigError
+    from evads_tasks.core.judge.canary import summary as canary_summary
     from evads_tasks.core.judge.config import apply_protocol_flag, judge_from_env, judge_protocol
     from evads_tasks.core.judge.error_rate import EXIT_JUDGE_ERRORS
     from evads_tasks.core.judge.accounting import judge_price
+    from evads_tasks.tasks.utils import judge_canary
 
     apply_protocol_flag(args.protocol)
     try:
@@ -597,6 +605,12 @@ def main(args) -> int:
                 out, progress_header(source, judge, protocol)).done()
             print(format_plan(plan(source, judge, protocol, done), judge, price))
             return 0
+        try:  # as a run does: the judge checked against its pinned canary first
+            canary = judge_canary()
+        except JudgeConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"judge canary: {canary_summary(canary)}", file=sys.stderr)
         outcome = rescore(source, out, judge, protocol, fresh=args.fresh, price=price)
     finally:
         close = getattr(judge, "close", None)

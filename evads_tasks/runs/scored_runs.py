@@ -9,7 +9,8 @@ report and ``compare`` treat them alike:
   ``process_results`` returned);
 - the authors' script output, ``final_results.csv`` (or ``final_results.json``): one row per
   answered question with ``ques_id``, ``ques_categories``, ``goods_category`` and
-  ``score_R5``/``score_R3``/``score_R2`` (empty when their judge failed: kept, not scored).
+  ``score_R5``/``score_R3``/``score_R2`` (empty when their judge failed: kept, not scored),
+  and ``video_id``, what intervals cluster by.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from typing import NamedTuple
 
 from evads_tasks.core.annotations import TASK_CODES, TASKS, canonical_category, task_code
 from evads_tasks.core.judge.protocols import EVADS, OFFICIAL
-from evads_tasks.tasks.metrics import JUDGE_METRIC, RUN_METRIC, USAGE_METRIC, excluded_per_task
 from evads_tasks.core.scoring import r2, r3, r5
 from evads_tasks.sample.tiny_model import is_tiny_random, looks_tiny_random
+from evads_tasks.tasks.metrics import JUDGE_METRIC, RUN_METRIC, USAGE_METRIC, excluded_per_task
 
 RESULTS_GLOB = "*_results.json"  # what lmms-eval's EvaluationTracker names a run's results
 RUN_FACTS_KEY = "evads"  # what a rescore adds to the results JSON it writes
@@ -49,12 +50,20 @@ class ScoredSample:
     no_answer: bool = False
     protocol: str = EVADS
     usage: dict | None = None  # the verdict's tokens, calls, served model (judge_usage)
+    video_id: str | None = None  # None where the source names no video
+
+    @property
+    def cluster(self) -> str:
+        """What intervals cluster this question by: its video (a video's questions are
+        correlated), or the question itself where the source names no video."""
+        return self.video_id if self.video_id is not None else f"question {self.question_id}"
 
 
 @dataclass(frozen=True)
 class ScoredRun:
     """A run's samples and how it was made (``info``: source, kind, model, random_model,
-    protocol, official_script_sha256, judges, run settings, limit)."""
+    protocol, official_script_sha256, judges, run settings, limit, the judge canary's
+    record)."""
 
     samples: list[ScoredSample]
     info: dict = field(default_factory=dict)
@@ -152,7 +161,12 @@ def _scored_sample(logged: object, where: str) -> tuple[ScoredSample, dict | Non
                         judge=record.get("judge") or "unknown",
                         no_answer=bool(record.get("no_answer")), protocol=protocol,
                         usage=logged.get(USAGE_METRIC) if isinstance(
-                            logged.get(USAGE_METRIC), dict) else None), run
+                            logged.get(USAGE_METRIC), dict) else None,
+                        video_id=_video_id(record.get("video_id"))), run
+
+
+def _video_id(value: object) -> str | None:
+    return None if value is None or not str(value).strip() else str(value)
 
 
 def model_info(config: dict, run_dir: Path | None = None) -> tuple[str, bool]:
@@ -216,7 +230,8 @@ def load_run(results_dir: str | Path, since: float | None = None) -> ScoredRun:
         "judges": sorted({s.judge for s in samples}),
         "judge_settings": [s.get("judge") for s in settings if s.get("judge")],
         "limit": config.get("limit"), "excluded": excluded_per_task(results),
-        "rescore": facts.get("rescore")})
+        "rescore": facts.get("rescore"),
+        "canary": next((s["canary"] for s in settings if s.get("canary")), None)})
 
 
 # ---- the authors' script output -------------------------------------------------------
@@ -296,7 +311,7 @@ def read_official_results(path: str | Path) -> list[ScoredSample]:
             question_id=str(row["ques_id"]), task=task,
             category=canonical_category(str(row.get("goods_category") or "")) or "unknown",
             score=score, judge="the authors' judge (not recorded in their output)",
-            protocol=OFFICIAL))
+            protocol=OFFICIAL, video_id=_video_id(row.get("video_id"))))
     return samples
 
 

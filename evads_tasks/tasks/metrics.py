@@ -23,6 +23,7 @@ from typing import Any
 from evads_tasks.core.judge.accounting import Price, judge_price, merge_totals, priced, usage_totals
 from evads_tasks.core.judge.api import JudgeConfigError
 from evads_tasks.core.scoring import mg_score, r2, r3, r5
+from evads_tasks.core.statistics import Interval
 
 SCORE_KEY = "score"  # lmms-eval's `score_key`: the number its CLT stderr reads from a dict
 METRICS: dict[str, Callable[..., float]] = {
@@ -42,6 +43,12 @@ ALL_SUFFIX = "_all"
 ALL_METRICS: dict[str, str] = {name + ALL_SUFFIX: name for name in METRICS}
 FAILED_KEY = "judge_failed"
 USAGE_METRIC = "judge_usage"
+# The means that get a standard error and a 95% interval clustered by video (the VIDEO_KEY of
+# each value: the task YAML's cluster_key), beside each mean in the results JSON.
+INTERVAL_METRICS = (*METRICS, *ALL_METRICS)
+VIDEO_KEY = "video_id"
+STDERR_SUFFIXES = ("_stderr", "_stderr_clustered")
+CI_SUFFIX = "_ci95"
 
 
 def sample_metrics(score: float | None, judge_record: Mapping, ids: Mapping,
@@ -90,12 +97,14 @@ def call_text(settings: Mapping) -> str:
 
 def run_text(run: Mapping) -> str:
     """One ``evads_run`` value as the results JSON (and lmms-eval's table) shows it:
-    protocol; official script sha256; judge; its call."""
+    protocol; official script sha256; judge; its call; the judge canary's status."""
     judge = run.get("judge") or {}
     sha = run.get("official_script_sha256")
+    canary = run.get("canary") or {}
     parts = [f"protocol {run.get('protocol', '?')}",
              f"script sha256 {sha}" if sha else "",
-             f"judge {judge.get('judge', '?')}", call_text(judge)]
+             f"judge {judge.get('judge', '?')}", call_text(judge),
+             f"canary {canary['status']}" if canary.get("status") else ""]
     return "; ".join(part for part in parts if part)
 
 
@@ -177,6 +186,19 @@ def excluded_per_task(results: Mapping) -> dict[str, int]:
     counts = {code: (rows.get(task_name(code)) or {}).get(f"{EXCLUDED_METRIC},none")
               for code in TASK_CODES}
     return {code: int(n) for code, n in counts.items() if isinstance(n, (int, float)) and n}
+
+
+def interval_cells(metric: str, interval: Interval | None, filter_key: str = "none") -> dict:
+    """A mean's clustered standard error and 95% interval as a results JSON keys them:
+    lmms-eval's stderr slots ``<metric>_stderr,<filter>`` (the table's Stderr column) and
+    ``_stderr_clustered``, and ``<metric>_ci95,<filter>``: [low, high] to 4 decimals (a row
+    of lmms-eval's table). ``N/A`` (lmms-eval's word) and no interval with fewer than two
+    videos."""
+    if interval is None or math.isnan(interval.stderr):
+        return {f"{metric}{suffix},{filter_key}": "N/A" for suffix in STDERR_SUFFIXES}
+    return {**{f"{metric}{suffix},{filter_key}": interval.stderr for suffix in STDERR_SUFFIXES},
+            f"{metric}{CI_SUFFIX},{filter_key}": [round(interval.low, 4),
+                                                  round(interval.high, 4)]}
 
 
 def total_over_tasks(metrics: Sequence[float], sizes: Sequence[int],

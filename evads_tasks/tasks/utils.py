@@ -14,6 +14,7 @@ it, and the judged text, exactly as the authors' script does, from the user's co
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -38,17 +39,21 @@ from evads_tasks.core.chat_client import ChatError
 from evads_tasks.core.judge import Judge, JudgeRequest, JudgeResult, judge_from_env
 from evads_tasks.core.judge.accounting import judge_price, usage_record
 from evads_tasks.core.judge.api import JudgeConfigError
+from evads_tasks.core.judge.canary import check as check_canary
 from evads_tasks.core.judge.config import JUDGE_ENVS, judge_concurrency, judge_protocol
 from evads_tasks.core.judge.error_rate import RUN_TALLY
 from evads_tasks.core.judge.protocols import OFFICIAL, JudgeProtocol
 from evads_tasks.core.responses import authors_judged_text, judged_text
 from evads_tasks.core.video_probe import BadVideosError, bad_video_mode, check_videos
+from evads_tasks.tasks.intervals import install as install_intervals
 from evads_tasks.tasks.judge_pool import NumberedResponse
 from evads_tasks.tasks.metrics import EXCLUDED_KEY, sample_metrics
 from evads_tasks.tasks.outcome import RUN_WATCH, stop_run
 
 if TYPE_CHECKING:  # imported where used: `datasets` takes seconds, and rescore needs none
     import datasets
+
+logger = logging.getLogger(__name__)
 
 PROMPT_ENV = "EVADS_PROMPT"
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
@@ -61,9 +66,12 @@ EVADS_INSTRUCTION = ("Based on the video and the time-aligned OCR/ASR text above
 TEMPLATE_FIELDS = {"question": "question", "asr_input": "model_text",
                    "asr_ocr_meta": "metadata", "evidence": "clues", "answer": "answer"}
 
-# A run makes one judge per setting of judge_from_env's variables (JUDGE_ENVS).
+# A run makes one judge per setting of judge_from_env's variables (JUDGE_ENVS), and checks
+# its canary once.
 _judges: dict[tuple[str | None, ...], Judge] = {}
 _judge_lock = threading.Lock()
+_canaries: dict[tuple[str | None, ...], dict] = {}
+_canary_lock = threading.Lock()
 
 
 # ---- data --------------------------------------------------------------------------
@@ -110,6 +118,7 @@ def task_docs(code: str, task_table: datasets.Dataset) -> datasets.Dataset:
 
     if code not in task_table["code"]:
         raise ValueError(f"task {code} is not in the bundled task table {task_table['code']}")
+    install_intervals()  # clustered stderrs in lmms-eval's results (tasks/intervals.py)
     source, root, usable, excluded = preflight()
     records = [r for r in usable if r.task == code]
     try:
@@ -128,7 +137,8 @@ def preflight() -> tuple[str, Path | None, tuple[EvadsRecord, ...], dict[str, in
     """What every E-VAds run checks before any generation, in every launch mode (the tasks'
     ``process_docs`` runs it; the ``lmms_eval`` console script also before the model
     loads): the annotations, every video (probed once), the judge's settings and, unless
-    the run only predicts, that the judge answers. Returns (source, video folder, usable
+    the run only predicts, that the judge answers and still judges its pinned canary items
+as pinned. Returns (source, video folder, usable
     records, questions left out per task); raises ``outcome.RunStopped``."""
     RUN_WATCH.install()
     try:
@@ -139,6 +149,7 @@ def preflight() -> tuple[str, Path | None, tuple[EvadsRecord, ...], dict[str, in
         usable, excluded = usable_records(source, root)
         if not predict_only():
             _check_reachable(get_judge())
+            judge_canary()
     except (AnnotationError, BadVideosError, JudgeConfigError) as error:
         raise stop_run(error) from error
     return source, root, usable, excluded
@@ -291,21 +302,43 @@ def doc_to_target(doc: dict) -> str:
 
 # ---- judging -----------------------------------------------------------------------
 
+def _judge_setting() -> tuple[str | None, ...]:
+    return tuple(os.environ.get(name) for name in JUDGE_ENVS)
+
+
 def get_judge() -> Judge:
     """The run's judge, created once from the environment (shared by lmms-eval's threads)."""
-    setting = tuple(os.environ.get(name) for name in JUDGE_ENVS)
+    setting = _judge_setting()
     with _judge_lock:
         if setting not in _judges:
             _judges[setting] = judge_from_env()
         return _judges[setting]
 
 
+def judge_canary() -> dict:
+    """The run's judge checked against its pinned canary (``core.judge.canary.check``: the
+    items judged again, bypassing the cache; a WARNING when it drifted), once per run and
+    judge setting, before any generation: call it from the run's build step. Its record
+    goes into each sample's ``evads_run``, so the results and the report keep it."""
+    setting = _judge_setting()
+    with _canary_lock:
+        if setting not in _canaries:
+            result = check_canary()
+            if result.warns:
+                logger.warning("WARNING: %s", result.message)
+            _canaries[setting] = result.record()
+        return _canaries[setting]
+
+
 def run_description(judge: Judge, protocol: JudgeProtocol) -> dict:
-    """How the run is made, as each logged sample and the results JSON (``evads_run``) say."""
+    """How the run is made, as each logged sample and the results JSON (``evads_run``) say;
+    with the judge canary's result once the build step checked it."""
     script = protocol.script
+    canary = _canaries.get(_judge_setting())
     return {"protocol": protocol.name,
             "official_script_sha256": script.sha256 if script is not None else None,
-            "prompt": prompt_format(None), "judge": judge.settings()}
+            "prompt": prompt_format(None), "judge": judge.settings(),
+            **({"canary": canary} if canary is not None else {})}
 
 
 def process_results(doc: dict, results: list[str]) -> dict[str, dict]:

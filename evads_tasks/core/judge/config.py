@@ -160,9 +160,11 @@ def judge_kind(env: Mapping[str, str] | None = None, fallback: str | None = None
 
 
 def judge_from_env(cache_dir: str | Path | None = None, *, fallback: str | None = None,
-                   env: Mapping[str, str] | None = None) -> Judge:
+                   env: Mapping[str, str] | None = None, cached: bool = True) -> Judge:
     """The judge and protocol the EVADS_JUDGE* / EVADS_PROTOCOL variables describe
-    (``fallback``: the judge when none is configured); JudgeConfigError if none is."""
+    (``fallback``: the judge when none is configured); JudgeConfigError if none is.
+    ``cached=False``: an LLM judge that neither reads nor writes the cache (every verdict
+    asked afresh: the judge canary, which must see what the judge says now)."""
     env = dict(os.environ if env is None else env)
     kind = judge_kind(env, fallback)
     protocol = judge_protocol(env)
@@ -194,7 +196,8 @@ def judge_from_env(cache_dir: str | Path | None = None, *, fallback: str | None 
     try:
         return HttpJudge(
             base_url, model, env.get(API_KEY_ENV) or None,
-            cache_dir=default_cache_dir(env) if cache_dir is None else cache_dir,
+            cache_dir=None if not cached else default_cache_dir(env) if cache_dir is None
+            else cache_dir,
             concurrency=judge_concurrency(env), timeout_s=timeout_s,
             max_attempts=max_attempts, unparseable_attempts=unparseable_attempts,
             retry_budget_s=float(_positive(env, RETRY_BUDGET_ENV, retry_budget_s, float)),

@@ -23,20 +23,25 @@ DEFAULT_MAX_ERROR_RATE = 0.02
 EXIT_JUDGE_ERRORS = 3
 
 
+def share_setting(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
+    """The environment variable ``name`` as a share in [0, 1] (``default`` when unset);
+    JudgeConfigError naming it otherwise."""
+    env = os.environ if env is None else env
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share <= 1:
+        raise JudgeConfigError(f"{name} must be a number from 0 to 1, got {text!r}")
+    return share
+
+
 def max_judge_error_rate(env: Mapping[str, str] | None = None) -> float:
     """``$EVADS_MAX_JUDGE_ERROR_RATE`` in [0, 1] (default 0.02); JudgeConfigError if not."""
-    env = os.environ if env is None else env
-    text = (env.get(MAX_ERROR_RATE_ENV) or "").strip()
-    if not text:
-        return DEFAULT_MAX_ERROR_RATE
-    try:
-        rate = float(text)
-    except ValueError:
-        rate = -1.0
-    if not 0 <= rate <= 1:
-        raise JudgeConfigError(f"{MAX_ERROR_RATE_ENV} must be a number from 0 to 1, "
-                               f"got {text!r}")
-    return rate
+    return share_setting(MAX_ERROR_RATE_ENV, DEFAULT_MAX_ERROR_RATE, env)
 
 
 def error_rate_failure(errors: int, judged: int, first_error: str | None,
