@@ -166,8 +166,9 @@ def paired_difference(a: Mapping[Hashable, float], b: Mapping[Hashable, float],
         relative = b_mean / a_mean - 1
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios = boot_b / boot_a - 1
+        ratios = ratios[np.isfinite(ratios)]  # a replicate where A's mean is 0 has none
         relative_low, relative_high = (float(v) for v in
-                                       np.nanpercentile(ratios, [tail, 100 - tail]))
+                                       np.percentile(ratios, [tail, 100 - tail]))
     return PairedDifference(a_mean, b_mean, difference, float(low), float(high),
                             min(p_value, 1.0), len(keys), groups, relative, relative_low,
                             relative_high)
