@@ -147,6 +147,10 @@ def test_the_ablation_is_generic_over_a_tasks_own_functions():
     assert doc["subtitles"] == "hello"  # the doc itself is left alone (the judge reads it)
     with pytest.raises(ValueError, match="unknown condition 'mute'"):
         ablation.doc_to_text("mute")
+    clips = Ablation(lambda doc: [{"type": "video", "url": doc["clip"]}], doc_to_text,
+                     ["subtitles"])
+    with pytest.raises(ValueError, match="one-frame condition takes video paths or images"):
+        clips.doc_to_visual("oneframe")(doc)
 
 
 # ---- the audit's figures on known scores --------------------------------------------------
@@ -183,6 +187,10 @@ def test_gaps_and_shortcut_share_on_known_scores():
     assert bp["gaps"]["textonly"]["interval"].mean == pytest.approx((0 - 0.25 + 0.5) / 3)
     assert bp["means"]["full"].mean == pytest.approx(2.5 / 3)
     assert set(rows["dimensions"]) == {"Perception", "Overall"}  # no reasoning questions
+    one_video = audit({"full": _run("full", {"v1-BP": 1.0, "v1-CM": 0.5}),
+                       "textonly": _run("textonly", {"v1-BP": 0.5, "v1-CM": 0.5})})
+    alone = one_video["dimensions"]["Overall"]["gaps"]["textonly"]["interval"]
+    assert alone.mean == 0.25 and np.isnan(alone.low) and np.isnan(alone.high)  # no interval
 
 
 def test_the_filter_is_the_one_definition_of_answerable_without_the_video(tmp_path):

@@ -133,10 +133,14 @@ def questions(runs: Mapping[str, ConditionRun]) -> dict[str, Question]:
 
 def _interval(values: Sequence[float], clusters: Sequence[str]) -> Interval:
     """The mean of ``values`` with its clustered standard error and a cluster-bootstrap 95%
-    interval."""
-    low, high = cluster_bootstrap(values, clusters)
+    interval (NaN bounds from one video: resampling it gives no interval)."""
+    low, high = _bounds(cluster_bootstrap(values, clusters), clusters)
     return Interval(sum(values) / len(values), clustered_stderr(values, clusters), low, high,
                     len(values), len(set(clusters)))
+
+
+def _bounds(interval: tuple[float, float], clusters: Sequence[str]) -> tuple[float, float]:
+    return interval if len(set(clusters)) > 1 else (math.nan, math.nan)
 
 
 def scored(run: ConditionRun, ids: Sequence[str]) -> dict[str, float]:
@@ -162,10 +166,12 @@ def gap(full: ConditionRun, other: ConditionRun, ids: Sequence[str],
     both = [q for q in b if q in a]
     if not both:
         return None
-    result = paired_difference(a, b, {q: table[q].video_id for q in both})
-    stderr = clustered_stderr([b[q] - a[q] for q in both], [table[q].video_id for q in both])
-    return {"interval": Interval(result.difference, stderr, result.low, result.high,
-                                 result.n, result.clusters),
+    videos = [table[q].video_id for q in both]
+    result = paired_difference(a, b, dict(zip(both, videos, strict=True)))
+    low, high = _bounds((result.low, result.high), videos)
+    return {"interval": Interval(result.difference,
+                                 clustered_stderr([b[q] - a[q] for q in both], videos), low,
+                                 high, result.n, result.clusters),
             "full_mean": result.b_mean, "other_mean": result.a_mean, "p_value": result.p_value}
 
 
@@ -234,8 +240,9 @@ def _gap_cell(result: dict | None) -> str:
     if result is None:
         return "n/a"
     interval = result["interval"]
-    return (f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}] "
-            f"(n={interval.n})")
+    bounds = ("" if math.isnan(interval.low) else
+              f" [{interval.low:+.4f}, {interval.high:+.4f}]")
+    return f"{interval.mean:+.4f}{bounds} (n={interval.n})"
 
 
 def _label(name: str) -> str:
@@ -324,8 +331,8 @@ def format_audit(runs: Mapping[str, ConditionRun], rows: dict, chart: str | None
     if shortcut:
         lines.append(f"- {SHORTCUT}: the share of questions whose text-only score reaches the "
                      "full score (a question failed both ways counts: the video did not help)")
-    lines += ["- intervals: 95%, bootstrap resampling videos (2,000 draws, seed 0); means with "
-              "n questions", "", "## Means per condition", "",
+    lines += ["- intervals: 95%, bootstrap resampling videos (2,000 draws, seed 0), none for a "
+              "row of one video; n: the questions", "", "## Means per condition", "",
               *_means_table({**rows["tasks"], **rows["dimensions"]}, names), ""]
     if gaps or shortcut:
         lines += ["## Gaps per task, dimension and overall", "",
@@ -364,12 +371,13 @@ def draw_chart(runs: Mapping[str, ConditionRun], rows: dict, path: Path,
         means = [section[label]["means"][name] for label in labels]
         xs = [i + (index - (len(runs) - 1) / 2) * width for i in range(len(labels))]
         values = [m.mean if m else 0.0 for m in means]
-        errors = [[m.mean - m.low if m else 0.0 for m in means],
-                  [m.high - m.mean if m else 0.0 for m in means]]
+        errors = [[m.mean - m.low if m and m.clusters > 1 else 0.0 for m in means],
+                  [m.high - m.mean if m and m.clusters > 1 else 0.0 for m in means]]
         axis.bar(xs, values, width, yerr=errors, capsize=2, label=_label(name))
     axis.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
-    axis.set_ylim(0, max([1.0, *(m.high for row in section.values()
-                                 for m in row["means"].values() if m)]))
+    top = max([1.0, *(m.high for row in section.values()
+                      for m in row["means"].values() if m and m.clusters > 1)])
+    axis.set_ylim(0, top + 0.15)  # room for the legend above the bars
     axis.set_ylabel("mean judge score (R5), 95% interval")
     axis.grid(axis="y", alpha=0.3)
     axis.legend(ncols=min(5, len(runs)), fontsize=7)
@@ -382,9 +390,9 @@ def draw_chart(runs: Mapping[str, ConditionRun], rows: dict, path: Path,
 def _interval_json(interval: Interval | None) -> dict | None:
     if interval is None:
         return None
-    return {"value": interval.mean, "low": interval.low, "high": interval.high,
-            "stderr": None if math.isnan(interval.stderr) else interval.stderr,
-            "n": interval.n, "videos": interval.clusters}
+    number = lambda x: None if math.isnan(x) else x  # noqa: E731 - JSON has no NaN
+    return {"value": interval.mean, "low": number(interval.low), "high": number(interval.high),
+            "stderr": number(interval.stderr), "n": interval.n, "videos": interval.clusters}
 
 
 def rows_json(rows: dict) -> dict:

@@ -108,8 +108,18 @@ def middle_frame(path: str) -> Any:
     return chosen.to_image()
 
 
-def _is_video(visual: object) -> bool:
-    return isinstance(visual, (str, os.PathLike))
+def _one_frame(visual: object) -> Any:
+    """A visual under the one-frame condition: a video path becomes its middle frame, an
+    image stays; anything else (a video given as a dict of frames or clips) is refused
+    rather than passed whole."""
+    from PIL import Image
+
+    if isinstance(visual, (str, os.PathLike)):
+        return middle_frame(os.fspath(visual))
+    if isinstance(visual, Image.Image):
+        return visual
+    raise ValueError(f"the one-frame condition takes video paths or images, got a "
+                     f"{type(visual).__name__}")
 
 
 class Ablation:
@@ -117,7 +127,7 @@ class Ablation:
 
     ``context_fields``: the doc fields holding the prompt's non-visual context (speech
     transcript, subtitles); the conditions without context see them empty. Visuals given as
-    paths are videos; under the one-frame condition each becomes its middle frame.
+    paths are videos: under the one-frame condition each becomes its middle frame.
     """
 
     def __init__(self, doc_to_visual: VideoFn, doc_to_text: TextFn,
@@ -133,7 +143,7 @@ class Ablation:
             return []
         visuals = self._visual(doc)
         if chosen.visual == FRAME:
-            return [middle_frame(os.fspath(v)) if _is_video(v) else v for v in visuals]
+            return [_one_frame(v) for v in visuals]
         return visuals
 
     def text(self, chosen: Condition, doc: dict, lmms_eval_specific_kwargs: dict | None = None
