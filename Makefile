@@ -32,7 +32,8 @@ export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: help install install-gpu lock lock-check system-packages sample test lint demo \
-        demo-annotations demo-eval demo-density demo-rl eval predict eval-official rescore density sft rl \
+        demo-annotations demo-eval demo-density demo-rl eval predict eval-official rescore audit \
+        density sft rl \
         bench gpu-check clean
 
 help:  ## list the targets
@@ -200,20 +201,47 @@ rescore: install  ## judge a finished run's predictions again, no model loaded (
 	$(PY) -m evads_tasks rescore "$(RUN)" --out "$(RESCORE_OUT)" \
 	  $(if $(PROTOCOL),--protocol $(PROTOCOL)) $(RESCORE_FLAGS)
 
+# ---- the modality audit: does the answer need the video? (make audit) ----
+# Each task group of AUDIT_TASKS (evads = full, evads_textonly, evads_blind, evads_videoonly,
+# evads_oneframe: the same questions and judge, less of the input) runs as its own `make eval`
+# (MODEL, MODEL_ARGS, PROTOCOL, EVAL_FLAGS as there) into AUDIT_OUT/<group>, with its report;
+# then python -m evads_tasks audit compares them into AUDIT_OUT/report (Blind Gap, Visual Gain,
+# shortcut share, with intervals over videos). AUDIT_FLAGS: e.g. --export-filter FILE (the
+# questions answerable without the video, for make rl EXCLUDE=FILE). Without a GPU, a text LLM
+# behind any OpenAI-compatible API runs the conditions without video (key and URL from the
+# environment, never on the command line):
+#   OPENAI_API_BASE=https://HOST/v1 OPENAI_API_KEY=... make audit MODEL=openai \
+#     MODEL_ARGS=model=NAME AUDIT_TASKS=evads_textonly,evads_blind
+AUDIT_TASKS ?= evads,evads_textonly,evads_blind,evads_videoonly,evads_oneframe
+AUDIT_OUT ?= $(OUT)/audit
+AUDIT_FLAGS ?=
+AUDIT_GROUPS = $(subst $(comma), ,$(AUDIT_TASKS))
+comma := ,
+
+audit: install  ## modality audit: each of AUDIT_TASKS= a make eval (MODEL=, MODEL_ARGS=), then python -m evads_tasks audit -> AUDIT_OUT= (AUDIT_FLAGS=--export-filter FILE)
+	@set -e; for group in $(AUDIT_GROUPS); do \
+	  $(MAKE) --no-print-directory eval EVAL_TASKS=$$group EVAL_OUT=$(AUDIT_OUT)/$$group; done
+	$(PY) -m evads_tasks audit $(addprefix $(AUDIT_OUT)/,$(AUDIT_GROUPS)) \
+	  --out $(AUDIT_OUT)/report $(AUDIT_FLAGS)
+
 # ---- MG-GRPO training on TRL (make sft / make rl / make demo-rl) ----
 # Default: evads_rl/configs/cpu_smoke.yaml = the tiny RANDOM Qwen2-VL on the sample dataset,
 # 2 steps per stage on CPU, offline similarity judge unless EVADS_JUDGE_BASE_URL is set.
 # Others: CONFIG=evads_rl/configs/gpu_1x.yaml (gpu_multi, multinode_vllm_server).
 # RL_FLAGS: e.g. --resume (each stage from its latest checkpoint), --resume grpo=CHECKPOINT,
 # --set grpo.max_steps=4, --output-dir DIR.
+# EXCLUDE=FILE leaves out the questions a filter file names (python -m evads_tasks audit
+# --export-filter FILE: answerable without the video) in both stages.
 CONFIG ?= evads_rl/configs/cpu_smoke.yaml
 RL_FLAGS ?=
+EXCLUDE ?=
+EXCLUDE_FLAG = $(if $(EXCLUDE),--exclude "$(EXCLUDE)")
 
-sft: $(if $(findstring cpu_smoke,$(CONFIG)),sample,install)  ## SFT stage only (CONFIG=, RL_FLAGS=)
-	$(PY) -m evads_rl sft --config $(CONFIG) $(RL_FLAGS)
+sft: $(if $(findstring cpu_smoke,$(CONFIG)),sample,install)  ## SFT stage only (CONFIG=, RL_FLAGS=, EXCLUDE=FILE)
+	$(PY) -m evads_rl sft --config $(CONFIG) $(EXCLUDE_FLAG) $(RL_FLAGS)
 
-rl: $(if $(findstring cpu_smoke,$(CONFIG)),sample,install)  ## MG-GRPO training: SFT, then GRPO from the SFT model (CONFIG=, RL_FLAGS=)
-	$(PY) -m evads_rl rl --config $(CONFIG) $(RL_FLAGS)
+rl: $(if $(findstring cpu_smoke,$(CONFIG)),sample,install)  ## MG-GRPO training: SFT, then GRPO from the SFT model (CONFIG=, RL_FLAGS=, EXCLUDE=FILE)
+	$(PY) -m evads_rl rl --config $(CONFIG) $(EXCLUDE_FLAG) $(RL_FLAGS)
 
 demo-rl: sample  ## CPU smoke training (SFT 2 steps, GRPO 2 steps) on the sample -> runs/demo/rl
 	@echo "model: tiny RANDOM Qwen2-VL built offline: it answers gibberish, its rewards mean nothing"

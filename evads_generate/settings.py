@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from evads_tasks.core.without_video import THRESHOLD as WITHOUT_VIDEO_THRESHOLD
+
 CHECK_MODES = ("lazy", "all")
 RESPONSE_FORMATS = ("json_schema", "json_object", "none")
 
@@ -23,7 +25,8 @@ class GeneratorSettings:
     - ``grounding_window_s``: a quote must occur within this many seconds of its timestamp.
     - ``answerable_threshold``: the judge's score of the metadata-only answer must reach it.
     - ``blind_threshold``: a question whose blind answer (no video, no metadata) scores this
-      much or more is rejected as answerable without the video.
+      much or more is rejected as answerable without the video (the shared definition and
+      default of ``evads_tasks.core.without_video``).
     - ``duplicate_threshold``: two questions of one video at or above this combined
       similarity (see ``checks.dedup``) are near-duplicates; the later one is rejected.
     - ``max_answer_units``: the reference answer's length limit in text units (CJK
@@ -40,7 +43,7 @@ class GeneratorSettings:
     asr_language: str | None = None
     grounding_window_s: float = 2.0
     answerable_threshold: float = 0.75
-    blind_threshold: float = 0.75
+    blind_threshold: float = WITHOUT_VIDEO_THRESHOLD
     duplicate_threshold: float = 0.6
     max_answer_units: int = 100
     candidates_per_task: int = 1

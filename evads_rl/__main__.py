@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
                                                  "config's model (e.g. RUN/sft/final)")
         if name in ("grpo", "rl"):  # the stages that judge
             add_protocol_flag(command)
+        command.add_argument("--exclude", metavar="FILE",
+                             help="leave out the questions this filter file names (python -m "
+                                  "evads_tasks audit --export-filter: answerable without the "
+                                  "video); sets data.exclude")
         if name == "validate":
             continue
         resume_help = ("alone: resume each stage from its latest checkpoint (a finished stage "
@@ -96,6 +100,8 @@ def _accelerate(stage: str, args: argparse.Namespace, config: dict,
     command += [item for o in args.overrides for item in ("--set", o)]
     if getattr(args, "model", None) and stage == "grpo":
         command += ["--model", args.model]
+    if args.exclude:
+        command += ["--exclude", args.exclude]
     if stage == "grpo" and args.command == "rl":
         command += ["--model", str(Path(config["output_dir"]) / "sft" / "final")]
     if resume:
@@ -125,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, args.overrides)
         if args.output_dir:
             config["output_dir"] = args.output_dir
+        if args.exclude:
+            config["data"]["exclude"] = args.exclude
         root = Path(config["output_dir"])
         if args.command == "validate":
             return _validate(config, root)

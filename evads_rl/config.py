@@ -2,7 +2,8 @@
 
 Top-level keys: ``model`` (a local folder, a hub id, or ``tiny:<family>`` for the
 offline tiny random model), ``data`` (annotation files, video folder, frame
-settings, row limit), ``judge`` (``env`` or ``similarity``), ``reward_weights``,
+settings, row limit, ``exclude``: a filter file of question ids to leave out), ``judge``
+(``env`` or ``similarity``), ``reward_weights``,
 ``peft`` (LoRA settings or null), ``sft`` / ``grpo`` (keyword arguments of TRL's
 ``SFTConfig`` / ``GRPOConfig``), ``output_dir``, optionally ``accelerate_config``
 (a launcher config; the stages then run under ``accelerate launch``) and ``judge_stop``
@@ -25,7 +26,7 @@ SECTIONS = ("model", "data", "judge", "reward_weights", "peft", "sft", "grpo", "
 REQUIRED = ("model", "data", "sft", "grpo", "output_dir")
 # The keys of the sections evads reads itself (sft/grpo/peft are checked against TRL/peft).
 SECTION_KEYS = {
-    "data": ("sft", "rl", "video_dir", "num_frames", "max_side", "limit"),
+    "data": ("sft", "rl", "video_dir", "num_frames", "max_side", "limit", "exclude"),
     "reward_weights": ("answer", "trace", "format"),
     "judge_stop": ("max_error_rate", "batches"),  # evads_rl.judge_guard
 }

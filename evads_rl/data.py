@@ -21,6 +21,7 @@ from tqdm import tqdm
 from evads_tasks.core.annotations import AnnotationError, EvadsRecord, parse_rows, read_rows
 from evads_tasks.core.annotations import resolve_video as resolve_video_path
 from evads_tasks.core.annotations.schemas import rl_prompt, sft_prompt, sft_target
+from evads_tasks.core.without_video import read_filter
 
 VIDEO_MARKER = "<video>"
 STAGES = ("sft", "grpo")  # the training stages, in the order E-VAds-R1 runs them
@@ -79,23 +80,45 @@ def chat_prompt(prompt_text: str, times: Sequence[float]) -> list[dict]:
     return [{"role": "user", "content": content}]
 
 
-def load_prompted_records(source: str | os.PathLike, stage: str = "grpo"
+def load_prompted_records(source: str | os.PathLike, stage: str = "grpo",
+                          exclude: str | os.PathLike | None = None
                           ) -> list[tuple[EvadsRecord, str]]:
-    """Each record of an annotation file with its prompt text.
+    """Each record of an annotation file (less those ``exclude`` names) with its prompt text.
 
     RL/SFT rows keep their own prompt; test-schema and normalized rows get the
     authors' RL prompt (GRPO) or SFT prompt (SFT) rendered from the record.
     """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-    return [(record, prompt_text(row, record, stage)) for row, record in read_records(source)]
+    return [(record, prompt_text(row, record, stage))
+            for row, record in read_records(source, exclude)]
 
 
-def read_records(source: str | os.PathLike) -> list[tuple[dict, EvadsRecord]]:
+def read_records(source: str | os.PathLike, exclude: str | os.PathLike | None = None
+                 ) -> list[tuple[dict, EvadsRecord]]:
     """Each raw row of an annotation file with its record (the raw row keeps the
-    columns a verl-style row carries beyond the record)."""
+    columns a verl-style row carries beyond the record), less the questions the filter file
+    ``exclude`` names (:func:`drop_excluded`)."""
     rows = read_rows(source)
-    return list(zip(rows, parse_rows(rows, str(source)), strict=True))
+    records = list(zip(rows, parse_rows(rows, str(source)), strict=True))
+    return drop_excluded(records, exclude, source) if exclude else records
+
+
+def drop_excluded(records: list[tuple[dict, EvadsRecord]], exclude: str | os.PathLike,
+                  source: str | os.PathLike) -> list[tuple[dict, EvadsRecord]]:
+    """``records`` without the questions the filter file ``exclude`` names (``python -m
+    evads_tasks audit --export-filter``: answerable without the video), saying how many
+    went; AnnotationError when none is left."""
+    question_filter = read_filter(exclude)
+    kept = [(row, r) for row, r in records if r.question_id not in question_filter.question_ids]
+    dropped = len(records) - len(kept)
+    hint = ("" if dropped else ": none of its ids is in this file (was the filter made from "
+            "another one?)")
+    print(f"{source}: {len(kept)} of {len(records)} rows kept, {dropped} excluded by "
+          f"{question_filter.describe()}{hint}", flush=True)
+    if not kept:
+        raise AnnotationError(f"every row is excluded by {exclude}", file=str(source))
+    return kept
 
 
 def prompt_text(row: Mapping, record: EvadsRecord, stage: str = "grpo") -> str:
@@ -109,8 +132,10 @@ def prompt_text(row: Mapping, record: EvadsRecord, stage: str = "grpo") -> str:
 
 
 def build_dataset(source: str | os.PathLike, stage: str, video_dir: str | os.PathLike | None,
-                  frames: FrameSettings = FrameSettings(), limit: int | None = None):
-    """A ``datasets.Dataset`` for the ``grpo`` or ``sft`` stage from an annotation file.
+                  frames: FrameSettings = FrameSettings(), limit: int | None = None,
+                  exclude: str | os.PathLike | None = None):
+    """A ``datasets.Dataset`` for the ``grpo`` or ``sft`` stage from an annotation file,
+    less the questions of the filter file ``exclude`` (before ``limit``).
 
     Columns: ``prompt`` (chat), ``images`` (frames), ``question``, ``metadata``,
     ``clues``, ``reference`` (the ground-truth answer), ``question_id``, ``video_id``,
@@ -119,7 +144,7 @@ def build_dataset(source: str | os.PathLike, stage: str, video_dir: str | os.Pat
     """
     import datasets
 
-    prompted = load_prompted_records(source, stage)[:limit]
+    prompted = load_prompted_records(source, stage, exclude)[:limit]
     decoded: dict[Path, tuple[list, list[float]]] = {}
     rows = []
     for record, prompt_text in tqdm(prompted, desc=f"{stage} rows (decoding frames)",

@@ -157,6 +157,9 @@ def missing_paths(config: dict, stages: Sequence[str] = STAGES, model: str | Non
     if data.get("video_dir") and not Path(data["video_dir"]).is_dir():
         problems.append(f"data.video_dir folder {data['video_dir']} not found: "
                         "set --set data.video_dir=PATH")
+    if data.get("exclude") and not Path(data["exclude"]).is_file():
+        problems.append(f"data.exclude filter file {data['exclude']} not found "
+                        "(--exclude FILE)")
     return problems
 
 

@@ -136,7 +136,7 @@ def _prepare_stage(stage: str, config: dict, output_dir: Path, resume: bool | st
     model = model or resolve_model(config["model"])
     data = config["data"]
     dataset = build_dataset(data[DATA_KEYS[stage]], stage, data.get("video_dir"),
-                            frame_settings(config), data.get("limit"))
+                            frame_settings(config), data.get("limit"), data.get("exclude"))
     return args, checkpoint, model, model_notice(model), dataset
 
 
@@ -156,7 +156,8 @@ def run_sft(config: dict, output_dir: str | os.PathLike, resume: bool | str | No
                          args=args, train_dataset=dataset, peft_config=peft_config(config),
                          callbacks=[StepLogCallback(output_dir, "sft", notice)])
     train_or_restore(trainer, "sft", checkpoint, config)
-    final = _finish(trainer, output_dir, model, {"stage": "sft", "judge": None})
+    final = _finish(trainer, output_dir, model, {"stage": "sft", "judge": None,
+                                                  **_data_note(config, dataset)})
     return StageResult(trainer, final)
 
 
@@ -196,8 +197,15 @@ def run_grpo(config: dict, output_dir: str | os.PathLike, resume: bool | str | N
     stats = rewards.scorer.stats
     print(f"[grpo] judge requests {stats.requests}, judge errors {stats.errors} "
           f"({judge.name})", flush=True)
-    final = _finish(trainer, output_dir, model, {"stage": "grpo", "judge": judge.name})
+    final = _finish(trainer, output_dir, model, {"stage": "grpo", "judge": judge.name,
+                                                  **_data_note(config, dataset)})
     return StageResult(trainer, final, rewards)
+
+
+def _data_note(config: dict, dataset) -> dict:
+    """What the stage trained on, for its run note: the rows, and the filter file that left
+    questions out (``--exclude``), if any."""
+    return {"rows": len(dataset), "exclude": config["data"].get("exclude")}
 
 
 def _sum_over_processes(requests: int, errors: int) -> tuple[int, int]:

@@ -69,11 +69,13 @@ def verl_row(row: Mapping, record: EvadsRecord, video: Path, index: int) -> dict
     }
 
 
-def verl_rows(source: str | os.PathLike, video_dir: str | os.PathLike | None) -> list[dict]:
-    """Every row of an annotation file as verl reads it; errors name the file and row."""
+def verl_rows(source: str | os.PathLike, video_dir: str | os.PathLike | None,
+              exclude: str | os.PathLike | None = None) -> list[dict]:
+    """Every row of an annotation file as verl reads it, less the questions of the filter
+    file ``exclude``; errors name the file and row."""
     out = []
-    for number, (row, record) in enumerate(tqdm(read_records(source), desc="verl rows",
-                                                unit="row")):
+    for number, (row, record) in enumerate(tqdm(read_records(source, exclude),
+                                                desc="verl rows", unit="row")):
         try:
             out.append(verl_row(row, record, resolve_video_path(record, video_dir), number))
         except AnnotationError as exc:
@@ -85,12 +87,12 @@ def verl_rows(source: str | os.PathLike, video_dir: str | os.PathLike | None) ->
 
 
 def write_verl_parquet(source: str | os.PathLike, video_dir: str | os.PathLike | None,
-                       out: str | os.PathLike) -> Path:
+                       out: str | os.PathLike, exclude: str | os.PathLike | None = None) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     out = Path(out)
-    table = pa.Table.from_pylist(verl_rows(source, video_dir))
+    table = pa.Table.from_pylist(verl_rows(source, video_dir, exclude))
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     pq.write_table(table, partial)
@@ -109,10 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video-dir", help="folder holding the videos, found by file name "
                                             "(default: $EVADS_VIDEO_DIR)")
     parser.add_argument("--out", required=True, help="output parquet path")
+    parser.add_argument("--exclude", metavar="FILE",
+                        help="leave out the questions this filter file names (python -m "
+                             "evads_tasks audit --export-filter: answerable without the video)")
     args = parser.parse_args(argv)
     try:
-        path = write_verl_parquet(args.source, args.video_dir, args.out)
-    except (AnnotationError, FileNotFoundError) as error:
+        path = write_verl_parquet(args.source, args.video_dir, args.out, args.exclude)
+    except (AnnotationError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {path}")

@@ -1,9 +1,10 @@
 """``python -m evads_tasks``: ``path`` (the lmms-eval include path), ``report`` (a run's
 Markdown + PNG summary, also of the authors' ``final_results.csv``), ``compare A B``,
 ``rescore RUN --out DIR`` (a finished run's predictions judged again, no model loaded),
-``canary --pin|--check`` (the judge drift canary), ``annotations ...`` (``summary`` of an
-annotation file) and ``judge ...`` (the judge on a file of requests, or ``--which``), the
-last two handed to their packages' own CLIs."""
+``canary --pin|--check`` (the judge drift canary), ``audit RUN [RUN ...] --out DIR`` (does
+the answer need the video? the modality conditions compared), ``annotations ...``
+(``summary`` of an annotation file) and ``judge ...`` (the judge on a file of requests, or
+``--which``), the last two handed to their packages' own CLIs."""
 
 from __future__ import annotations
 
@@ -78,7 +79,37 @@ def _parser() -> argparse.ArgumentParser:
     canary.add_argument("--protocol", metavar="{evads,official}",
                         help="how the judge is asked and read (default: $EVADS_PROTOCOL, "
                              "else evads)")
+    _add_audit(commands)
     return parser
+
+
+def _add_audit(commands: argparse._SubParsersAction) -> None:
+    from .core.without_video import THRESHOLD
+    from .tasks.ablation import WITHOUT_VIDEO
+
+    audit = commands.add_parser(
+        "audit", help="does the answer need the video? Blind Gap, Visual Gain and shortcut "
+                      "share of runs of the modality conditions (evads, evads_textonly, "
+                      "evads_blind, evads_videoonly, evads_oneframe), with intervals over "
+                      "videos; --export-filter: the questions answerable without the video")
+    audit.add_argument("runs", nargs="+", metavar="RUN",
+                       help="lmms-eval run folders (--log_samples) of the conditions, one per "
+                            "condition or one holding several, rescores of them, or the "
+                            "authors' final_results.csv (the full condition), e.g. RUN_FULL "
+                            "RUN_TEXT RUN_BLIND")
+    audit.add_argument("--out", required=True, metavar="DIR",
+                       help="the folder for audit_report.md/.png, audit_questions.csv and "
+                            "audit.json")
+    audit.add_argument("--export-filter", metavar="FILE",
+                       help="also write the ids of the questions answerable without the "
+                            "video (score >= --threshold under --filter-condition), for "
+                            "make rl EXCLUDE=FILE")
+    audit.add_argument("--threshold", type=float, default=THRESHOLD,
+                       help=f"the filter's score threshold (default {THRESHOLD:g}, recorded "
+                            "in the file)")
+    audit.add_argument("--filter-condition", choices=WITHOUT_VIDEO, default=WITHOUT_VIDEO[0],
+                       help="the run the filter reads (default textonly: the protocol's text, "
+                            "no video; blind: the question alone)")
 
 
 def _add_rescore(commands: argparse._SubParsersAction) -> None:
@@ -122,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             return rescore(args)
         if args.command == "canary":
             return _canary(args)
+        if args.command == "audit":
+            return _audit(args)
         return _report(parser, args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -177,6 +210,19 @@ def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         path = write_report(args.results_dir, args.out, args.since)
     print(path.read_text(encoding="utf-8"))
     print(f"report written to {path}", file=sys.stderr)
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from .runs.audit import write_audit
+
+    path = write_audit(args.runs, args.out, args.export_filter, args.threshold,
+                       args.filter_condition, progress=lambda line: print(line, file=sys.stderr))
+    print(path.read_text(encoding="utf-8"))
+    print(f"audit written to {path} (per question: {path.with_name('audit_questions.csv')})",
+          file=sys.stderr)
+    if args.export_filter:
+        print(f"filter written to {args.export_filter}", file=sys.stderr)
     return 0
 
 

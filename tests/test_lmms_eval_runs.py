@@ -25,11 +25,13 @@ from make_runner import run_make
 from paths import REPO
 from tenacity import RetryError, retry, stop_after_attempt, wait_fixed
 
-from evads_tasks.core.annotations import CATEGORIES, load_annotations
+from evads_tasks.core.annotations import CATEGORIES, TASK_CODES, load_annotations
 from evads_tasks.core.judge.api import JudgeConfigError
 from evads_tasks.core.judge.prompts import SECTION_METADATA, SECTION_QUESTION, read_sections
 from evads_tasks.sample.tiny_model import ensure_tiny_vlm
 from evads_tasks.tasks import INCLUDE_PATH
+from evads_tasks.tasks.ablation import CONDITIONS, FULL
+from evads_tasks.tasks.conditions import condition_of_task, task_of
 from evads_tasks.tasks.outcome import failure_lines
 from evads_tasks.tasks.utils import EVADS_INSTRUCTION
 
@@ -195,9 +197,13 @@ def test_names_do_not_clash_with_builtin_tasks():
                              env=_env(), check=True, capture_output=True, text=True).stdout
     rows = {cells[1].strip(): cells[2].strip() for line in listing.splitlines()
             if (cells := line.split("|")) and len(cells) > 3 and cells[1].strip()}
-    for task in TASKS:
-        assert rows[task] == str(INCLUDE_PATH / f"{task}.yaml")
-    assert not [name for name in rows if name.startswith("evads") and name not in TASKS]
+    ours = {name: path for name, path in rows.items() if name.startswith("evads")}
+    assert set(ours) == {task_of(condition, code) for condition in CONDITIONS.values()
+                         for code in TASK_CODES}  # the five tasks under each condition
+    for name, path in ours.items():
+        condition, _ = condition_of_task(name)
+        folder = INCLUDE_PATH if condition is FULL else INCLUDE_PATH / condition.name
+        assert path == str(folder / f"{name}.yaml")
 
 
 def _make(target: str, *settings: str, env: dict[str, str],

@@ -87,6 +87,18 @@ def test_paired_difference_of_a_better_run_excludes_zero():
     assert describe_difference("ML", result).startswith("B is ahead of A on ML by")
 
 
+def test_relative_gain_over_a_run_scoring_0_on_most_videos_warns_of_nothing(recwarn):
+    """A run scoring 0 on most videos (a blind model): about 12% of the replicates draw only
+    those, so the gain's upper bound is unbounded, said without a RuntimeWarning."""
+    a = {f"q{i}": (0.5 if i < 2 else 0.0) for i in range(20)}
+    b = {q: 0.75 for q in a}
+    result = paired_difference(a, b, {q: q for q in a})
+    assert result.relative == pytest.approx(0.75 / (1.0 / 20) - 1)
+    assert math.isfinite(result.relative_low) and result.relative_high == math.inf
+    assert result.relative_low <= result.relative <= result.relative_high
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_paired_difference_uses_only_questions_both_runs_scored():
     a = {"q1": 1.0, "q2": None, "q3": 0.5}
     b = {"q1": 0.5, "q2": 1.0, "q4": 1.0, "q3": 0.5}

@@ -23,6 +23,8 @@ from evads_tasks.core.annotations import (
 from evads_tasks.core.judge import NO_ANSWER
 from evads_tasks.core.responses import judged_text
 from evads_tasks.tasks import INCLUDE_PATH
+from evads_tasks.tasks.ablation import CONDITIONS
+from evads_tasks.tasks.conditions import task_of
 from evads_tasks.tasks.outcome import RunStopped
 from evads_tasks.tasks.utils import EVADS_INSTRUCTION, process_results
 
@@ -77,11 +79,15 @@ def _build_error(task_manager: TaskManager, name: str) -> str:
 
 
 def test_every_name_resolves_to_our_files(task_manager):
-    assert set(task_manager.all_tasks) == {*TASK_NAMES, *GROUPS}
-    for name in task_manager.all_tasks:
+    """The full tasks beside the template; each modality condition's in its own folder
+    (tests/test_audit.py)."""
+    for name in {*TASK_NAMES, *GROUPS}:
         assert Path(task_manager.task_index[name]["yaml_path"]).parent == INCLUDE_PATH
-    assert set(task_manager.all_subtasks) == set(TASK_NAMES)
-    assert set(task_manager.all_groups) == set(GROUPS)
+    for name in task_manager.all_tasks:
+        assert INCLUDE_PATH in Path(task_manager.task_index[name]["yaml_path"]).parents
+    assert set(task_manager.all_subtasks) == {task_of(condition, code) for code in TASK_CODES
+                                              for condition in CONDITIONS.values()}
+    assert set(GROUPS) <= set(task_manager.all_groups)
 
 
 def test_groups_hold_their_tasks_and_aggregate_by_size(task_manager):

@@ -71,7 +71,7 @@ def probe_video(path: str | os.PathLike) -> VideoProbe:
             if not container.streams.video:
                 return VideoProbe(name, False, "no video stream")
             stream = container.streams.video[0]
-            duration = _duration(container, stream)
+            duration = video_duration(container, stream)
             if not duration or duration <= 0:
                 return VideoProbe(name, False, "duration is 0 or unknown")
             if next(container.decode(stream), None) is None:
@@ -96,7 +96,7 @@ def _end_decodes(container, stream, duration: float) -> bool:
                for frame in container.decode(stream))
 
 
-def _duration(container, stream) -> float | None:
+def video_duration(container, stream) -> float | None:
     """Seconds from the container, else the stream, else frames / frame rate."""
     if container.duration:
         return container.duration / 1_000_000  # av.time_base

@@ -72,12 +72,16 @@ from evads_tasks.tasks.metrics import (
     same_over_tasks,
     task_name,
 )
+from evads_tasks.tasks.ablation import FULL, Condition, condition
+from evads_tasks.tasks.conditions import GROUPS, group_of, task_of
 from .scored_runs import (
     AUTHORS_OUTPUT,
     RUN_FACTS_KEY,
     authors_rows,
     find_run,
+    log_condition,
     logged_samples,
+    logged_task,
     model_info,
     read_results,
     scored_samples,
@@ -85,10 +89,6 @@ from .scored_runs import (
 
 PROGRESS_FILE = "rescore_progress.jsonl"
 NO_MODEL = "no model is loaded: the logged predictions are judged again"
-# lmms-eval's groups of the E-VAds tasks (evads_tasks/tasks/*.yaml).
-GROUPS: dict[str, tuple[str, ...]] = {
-    "evads_perception": ("BP", "CM"), "evads_reasoning": ("ML", "CI", "RC"),
-    "evads": TASK_CODES}
 # The values process_results returns: replaced in a rescored sample, the rest is kept.
 _METRIC_KEYS = (*INTERVAL_METRICS, JUDGE_METRIC, EXCLUDED_METRIC, RUN_METRIC,
                 USAGE_METRIC)
@@ -121,6 +121,7 @@ class Source:
     model: str
     random_model: bool | None
     root: Path | None = None  # the run folder given (None for the authors' file)
+    condition: Condition = FULL  # the modality condition the run's tasks ran under
 
 
 # ---- reading a finished run ----------------------------------------------------------
@@ -159,8 +160,13 @@ def _run_source(path: Path, annotations: str | None) -> Source:
     results_path, sample_paths = find_run(path)
     results = read_results(results_path)
     predictions, prompts, lacking, predicted_only = [], set(), [], {}
+    conditions = list(dict.fromkeys(log_condition(p) for p in sample_paths))
+    if len(conditions) > 1:
+        raise ValueError(f"{results_path} holds the tasks of {len(conditions)} modality "
+                         f"conditions ({', '.join(conditions)}): rescore one condition's run "
+                         "at a time (give each condition its own lmms-eval --output_path)")
     for sample_path in sample_paths:
-        name = sample_path.name.split("_samples_", 1)[1].removesuffix(".jsonl")
+        name = logged_task(sample_path)
         for logged, where in logged_samples(sample_path):
             if _predicted_only(logged):
                 predicted_only.setdefault(name, []).append((logged, where))
@@ -181,7 +187,8 @@ def _run_source(path: Path, annotations: str | None) -> Source:
     prompts.discard(None)
     return Source(results_path, "lmms-eval run" if "rescore" not in facts else "rescore",
                   predictions, results, ", ".join(sorted(prompts)) or None,
-                  facts.get("model", model), facts.get("random_model", random_model), path)
+                  facts.get("model", model), facts.get("random_model", random_model), path,
+                  condition(conditions[0]))
 
 
 def _logged_prediction(logged: object, name: str, where: str) -> Prediction:
@@ -503,9 +510,10 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
         path.write_text("".join(json.dumps(sample, ensure_ascii=False) + "\n"
                                 for sample in logged), encoding="utf-8")
     # scored as read_samples would read the logs back (the report reads them once, later)
-    samples, _ = scored_samples((sample, f"{path}, line {number}")
-                                for path, logged in logs.items()
-                                for number, sample in enumerate(logged, 1))
+    samples, _ = scored_samples(((sample, f"{path}, line {number}")
+                                 for path, logged in logs.items()
+                                 for number, sample in enumerate(logged, 1)),
+                                source.condition.name)
     values: dict[str, list[dict]] = {}  # per task code, its samples' metric values
     for entry in entries:
         values.setdefault(entry["values"][JUDGE_METRIC]["task"], []).append(entry["values"])
@@ -521,13 +529,14 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
     source_rows = source.results.get("results") or {}
     results: dict = {}
     for code, row in rows.items():
-        results[task_name(code)] = {
-            "alias": (source_rows.get(task_name(code)) or {}).get("alias", code),
+        results[task_of(source.condition, code)] = {
+            "alias": (source_rows.get(task_of(source.condition, code)) or {}).get("alias", code),
             **_metric_cells(row), "judge_errors,none": row["judge_errors"],
             "excluded_questions,none": excluded[code], "evads_run,none": runs[code],
             "judge_usage,none": priced(usages[code], price)}
     groups = {}
-    for group, members in GROUPS.items():
+    for suffix, members in GROUPS.items():
+        group = group_of(source.condition, suffix)
         present = [code for code in members if code in rows]
         if present and (group in source_rows or (not source_rows and
                                                   len(present) == len(members))):

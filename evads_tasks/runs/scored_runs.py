@@ -26,6 +26,8 @@ from typing import NamedTuple
 
 from evads_tasks.core.annotations import TASK_CODES, TASKS, canonical_category, task_code
 from evads_tasks.core.judge.protocols import EVADS, OFFICIAL
+from evads_tasks.tasks.ablation import FULL, condition
+from evads_tasks.tasks.conditions import condition_of_task
 from evads_tasks.core.scoring import r2, r3, r5
 from evads_tasks.sample.tiny_model import is_tiny_random, looks_tiny_random
 from evads_tasks.tasks.metrics import JUDGE_METRIC, RUN_METRIC, USAGE_METRIC, excluded_per_task
@@ -51,6 +53,7 @@ class ScoredSample:
     protocol: str = EVADS
     usage: dict | None = None  # the verdict's tokens, calls, served model (judge_usage)
     video_id: str | None = None  # None where the source names no video
+    condition: str = FULL.name  # the modality condition its task ran under (tasks.ablation)
 
     @property
     def cluster(self) -> str:
@@ -112,18 +115,38 @@ def logged_samples(path: Path) -> Iterator[tuple[object, str]]:
                 yield sample, where
 
 
+def logged_task(path: Path) -> str:
+    """The lmms-eval task whose samples a log holds (``DATE_samples_TASK.jsonl``)."""
+    return path.name.split("_samples_", 1)[-1].removesuffix(".jsonl")
+
+
+def log_condition(path: Path) -> str:
+    """The modality condition of a sample log's task (``evads_textonly_bp`` -> textonly);
+    ValueError naming the file when its task is not an E-VAds one."""
+    try:
+        return condition_of_task(logged_task(path))[0].name
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
 def read_samples(paths: list[Path]) -> tuple[list[ScoredSample], list[dict]]:
     """The judged outcome of every logged sample and the distinct ``evads_run`` settings
     they carry; ValueError naming the file and line."""
-    return scored_samples(logged for path in paths for logged in logged_samples(path))
+    samples, settings = [], []
+    for path in paths:
+        found, runs = scored_samples(logged_samples(path), log_condition(path))
+        samples += found
+        settings += [run for run in runs if run not in settings]
+    return samples, settings
 
 
-def scored_samples(logged: Iterable[tuple[object, str]]
+def scored_samples(logged: Iterable[tuple[object, str]], condition: str = FULL.name
                    ) -> tuple[list[ScoredSample], list[dict]]:
-    """:func:`read_samples` of samples already parsed, each with where it is."""
+    """:func:`read_samples` of samples already parsed, each with where it is, all run under
+    ``condition``."""
     samples, settings = [], {}
     for sample, where in logged:
-        scored, run = _scored_sample(sample, where)
+        scored, run = _scored_sample(sample, where, condition)
         samples.append(scored)
         if run is not None:
             settings.setdefault(json.dumps(run, sort_keys=True), run)
@@ -141,7 +164,8 @@ def _score(value: object, protocol: str, where: str) -> float | None:
         raise ValueError(f"{where}: {exc}") from None
 
 
-def _scored_sample(logged: object, where: str) -> tuple[ScoredSample, dict | None]:
+def _scored_sample(logged: object, where: str,
+                   condition: str) -> tuple[ScoredSample, dict | None]:
     record = logged.get(JUDGE_METRIC) if isinstance(logged, dict) else None
     if not isinstance(record, dict) or "judge_score" not in record:
         raise ValueError(f"{where}: no E-VAds judge record ('{JUDGE_METRIC}'); was the run "
@@ -162,7 +186,7 @@ def _scored_sample(logged: object, where: str) -> tuple[ScoredSample, dict | Non
                         no_answer=bool(record.get("no_answer")), protocol=protocol,
                         usage=logged.get(USAGE_METRIC) if isinstance(
                             logged.get(USAGE_METRIC), dict) else None,
-                        video_id=_video_id(record.get("video_id"))), run
+                        video_id=_video_id(record.get("video_id")), condition=condition), run
 
 
 def _video_id(value: object) -> str | None:
@@ -208,7 +232,22 @@ def read_results(path: Path) -> dict:
 
 
 def load_run(results_dir: str | Path, since: float | None = None) -> ScoredRun:
-    """An lmms-eval run (the newest results under ``results_dir``, see :func:`find_run`)."""
+    """An lmms-eval run of one condition (the newest results under ``results_dir``, see
+    :func:`find_run`); ValueError when it holds the tasks of several conditions (``evads``
+    and ``evads_textonly``, ...), which only ``audit`` compares."""
+    run = load_conditions(results_dir, since)
+    if len(run.info["conditions"]) > 1:
+        raise ValueError(
+            f"{run.info['source']} holds the tasks of {len(run.info['conditions'])} modality "
+            f"conditions ({', '.join(run.info['conditions'])}): a report or comparison covers "
+            f"one; compare them with python -m evads_tasks audit {results_dir}, or give each "
+            "condition its own --output_path")
+    return run
+
+
+def load_conditions(results_dir: str | Path, since: float | None = None) -> ScoredRun:
+    """An lmms-eval run, whatever conditions its tasks ran under (``info["conditions"]``
+    lists them, ``info["evaluation_s"]`` is lmms-eval's evaluation time)."""
     results_path, sample_paths = find_run(results_dir, since)
     samples, settings = read_samples(sample_paths)
     if not samples:
@@ -223,8 +262,12 @@ def load_run(results_dir: str | Path, since: float | None = None) -> ScoredRun:
         kind = RESCORE_KIND
     protocols = sorted({s.protocol for s in samples})
     scripts = sorted({s.get("official_script_sha256") for s in settings} - {None})
+    conditions = list(dict.fromkeys(s.condition for s in samples))
+    if conditions != [FULL.name]:
+        kind += ", condition " + " + ".join(condition(c).label for c in conditions)
     return ScoredRun(samples, {
-        "source": str(results_path), "kind": kind, "model": model,
+        "source": str(results_path), "kind": kind, "model": model, "conditions": conditions,
+        "evaluation_s": _seconds(results.get("total_evaluation_time_seconds")),
         "random_model": random_model, "protocol": ", ".join(protocols),
         "official_script_sha256": ", ".join(scripts) or None,
         "judges": sorted({s.judge for s in samples}),
@@ -232,6 +275,14 @@ def load_run(results_dir: str | Path, since: float | None = None) -> ScoredRun:
         "limit": config.get("limit"), "excluded": excluded_per_task(results),
         "rescore": facts.get("rescore"),
         "canary": next((s["canary"] for s in settings if s.get("canary")), None)})
+
+
+def _seconds(value: object) -> float | None:
+    """lmms-eval's ``total_evaluation_time_seconds`` (written as text) as a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 # ---- the authors' script output -------------------------------------------------------
@@ -322,7 +373,7 @@ def load_official_results(path: str | Path) -> ScoredRun:
         "model": "as the authors' script ran it (not recorded in its output)",
         "random_model": None, "protocol": OFFICIAL, "official_script_sha256": None,
         "judges": ["the authors' judge (not recorded in their output)"],
-        "judge_settings": [], "limit": None})
+        "judge_settings": [], "limit": None, "conditions": [FULL.name], "evaluation_s": None})
 
 
 def load_scored(source: str | Path, since: float | None = None) -> ScoredRun:
