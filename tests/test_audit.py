@@ -104,7 +104,7 @@ def test_official_protocol_conditions_are_the_authors_prompt_less_an_input(
     monkeypatch.setenv("EVADS_OFFICIAL_EVAL", str(path))
     monkeypatch.setenv("EVADS_CACHE_DIR", str(tmp_path))
     for row, record in zip(ROWS, parse_rows(ROWS, "rows.jsonl"), strict=True):
-        doc = utils._doc(record, Path(f"/videos/{record.video_id}.mp4"))
+        doc = utils._doc(record, Path(f"/videos/{record.video_id}.mp4"), 0)
         sample = authors_sample(row)
         without_asr = authors.input_question({**sample, "asr_input": ""}).lstrip()
         texts = {name: EVADS_ABLATION.text(condition, doc) for name, condition
