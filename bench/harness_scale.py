@@ -17,6 +17,7 @@ Exit status 1 when a target is missed. ``--videos N`` scales it down for a quick
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -46,8 +47,8 @@ FORMS = {
 
 
 def run(form: str, annotations: Path, out: Path, url: str, cache: Path,
-        *flags: str) -> float:
-    """Seconds one run of ``form`` takes; raises when it fails."""
+        *flags: str) -> tuple[float, int]:
+    """(seconds, judge calls) of one run of ``form``; raises when it fails."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVADS_")}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                EVADS_ANNOTATIONS=str(annotations), EVADS_JUDGE_BASE_URL=url,
@@ -60,7 +61,9 @@ def run(form: str, annotations: Path, out: Path, url: str, cache: Path,
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{form} exited {done.returncode}: {done.stderr[-2000:]}")
-    return seconds
+    (results,) = out.rglob("*_results.json")
+    usage = json.loads(results.read_text(encoding="utf-8"))["results"]["evads"]
+    return seconds, usage["judge_usage,none"]["calls"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,18 +86,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{'floor s':>8} {'rerun/floor':>11}")
         for form in args.forms:
             cache = root / f"cache-{form}"
-            server = ServerProcess(latency_s=LATENCY_S)
+            server = ServerProcess(latency_s=LATENCY_S)  # one endpoint: the cache's key
             try:
-                first = run(form, annotations, root / f"out-{form}", server.url, cache)
+                first, calls_first = run(form, annotations, root / f"out-{form}", server.url,
+                                         cache)
+                again, calls_again = run(form, annotations, root / f"rerun-{form}",
+                                         server.url, cache)
+                floor, _ = run(form, annotations, root / f"floor-{form}", server.url, cache,
+                               "--limit", "5")
             finally:
-                calls_first, _ = server.stop()
-            server = ServerProcess(latency_s=LATENCY_S)
-            try:
-                again = run(form, annotations, root / f"rerun-{form}", server.url, cache)
-                floor = run(form, annotations, root / f"floor-{form}", server.url, cache,
-                            "--limit", "5")
-            finally:
-                calls_again, _ = server.stop()
+                server.stop()
             ratio = ideal / first
             print(f"{form:22} {first:7.1f} {ratio:9.2f} {again:8.1f} {floor:8.1f} "
                   f"{again / floor:11.2f}   (judge calls: {calls_first}, then {calls_again})")
