@@ -50,7 +50,7 @@ from .core.judge.http_judge import DEFAULT_CONCURRENCY
 from .core.judge.protocols import PROTOCOLS
 from .core.redaction import env_secrets, redact
 from .core.video_probe import BadVideosError
-from .runs.scored_runs import RESULTS_GLOB, annotate_results
+from .runs.scored_runs import RESULTS_GLOB, finish_results
 from .tasks import INCLUDE_PATH
 
 _EVAL_FLAG = "--include_path"
@@ -160,7 +160,7 @@ class EvaluationWatcher:
                 self.failures.append(f"lmms-eval wrote no {RESULTS_GLOB} under {output_path} "
                                      "(see its log above)")
             for path in written:  # lmms-eval cannot tell the tasks which model runs
-                annotate_results(path)
+                self.failures += finish_results(path, bool(getattr(args, "log_samples", 0)))
         if (failure := RUN_TALLY.failure(self.max_judge_error_rate)) is not None:
             self.judge_failures.append(failure)
         return results, samples
@@ -179,11 +179,21 @@ def evads_tasks_requested(argv: list[str]) -> bool:
 
 
 def print_failures(messages: list[str]) -> None:
-    """Each message as ``error: ...`` lines on stderr, after lmms-eval's log on stdout."""
+    """Each message as ``error: ...`` lines on stderr, after lmms-eval's log on stdout and
+    after its progress bars (one left open by a crash would print at exit, after them)."""
+    close_progress_bars()
     sys.stdout.flush()
     for message in dict.fromkeys(messages):
         for line in message.splitlines():
             print(f"error: {line}", file=sys.stderr)
+
+
+def close_progress_bars() -> None:
+    """Close every tqdm bar still open, so that none prints after the cause."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def evaluate(evaluation_args: argparse.Namespace, max_rate: float = 1.0) -> int:

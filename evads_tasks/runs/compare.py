@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from .agreement import judge_agreement
 from evads_tasks.core.annotations import TASK_CODES
 from evads_tasks.tasks.metrics import METRIC_LABELS
-from .report import fmt, protocol_lines, summarize, task_label
+from .report import (
+    VERDICT_LINE_COLUMN,
+    fmt,
+    missing_lines,
+    protocol_lines,
+    summarize,
+    task_label,
+    verdict_line_notes,
+)
 from .scored_runs import ScoredRun, ScoredSample
 
 Pair = tuple[ScoredSample, ScoredSample]
@@ -113,8 +121,9 @@ def compare_runs(a: ScoredRun, b: ScoredRun) -> dict:
 def _means_table(rows_a: dict[str, dict], rows_b: dict[str, dict], names: dict[str, str]
                  ) -> list[str]:
     header = " | ".join(f"{label} A | {label} B | Δ" for label in METRIC_LABELS.values())
-    lines = [f"| row | judged A | judged B | errors A | errors B | {header} |",
-             "|---|" + "---:|" * (4 + 3 * len(METRIC_LABELS))]
+    lines = [f"| row | judged A | judged B | errors A | errors B | {header} | "
+             f"{VERDICT_LINE_COLUMN} A | {VERDICT_LINE_COLUMN} B |",
+             "|---|" + "---:|" * (6 + 3 * len(METRIC_LABELS))]
     for key, name in names.items():
         row_a, row_b = rows_a.get(key), rows_b.get(key)
         if row_a is None or row_b is None:
@@ -124,7 +133,8 @@ def _means_table(rows_a: dict[str, dict], rows_b: dict[str, dict], names: dict[s
             x, y = row_a[metric], row_b[metric]
             cells += [fmt(x), fmt(y), "n/a" if math.isnan(x) or math.isnan(y) else f"{y - x:+.4f}"]
         lines.append(f"| {name} | {row_a['judged']} | {row_b['judged']} | "
-                     f"{row_a['judge_errors']} | {row_b['judge_errors']} | {' | '.join(cells)} |")
+                     f"{row_a['judge_errors']} | {row_b['judge_errors']} | {' | '.join(cells)} | "
+                     f"{row_a['verdict_lines']} | {row_b['verdict_lines']} |")
     return lines
 
 
@@ -163,7 +173,9 @@ def format_comparison(a: ScoredRun, b: ScoredRun, comparison: dict) -> str:
                   f"- model: {run.info.get('model')}",
                   "- random model: " + ("unknown" if random_model is None else
                                         "yes" if random_model else "no"),
-                  *protocol_lines(run.info), ""]
+                  *protocol_lines(run.info),
+                  *verdict_line_notes(comparison[name.lower()], run.info.get("protocol")),
+                  *missing_lines(comparison[name.lower()]["missing"]), ""]
     lines += ["## Means (over judged answers, as the authors compute them)", "",
               *_means_table(_rows(comparison["a"]), _rows(comparison["b"]),
                             {**{code: task_label(code) for code in TASK_CODES},

@@ -6,7 +6,10 @@ stand-in), which protocol (with the official script's sha256), which judge with 
 parameters. Means are taken the authors' way, over the judged answers, with the judge
 failures counted beside them. Dimension and overall rows are computed as lmms-eval computes
 its group rows (the size-weighted mean of the task means), so the report and the results JSON
-give one number for a run.
+give one number for a run; a row is given only when every task it groups is in the run, never
+as a mean over part of them. Beside every mean, the answers holding a judge-format
+``Answer: <level>`` line are counted (a possible prompt injection under the official
+protocol).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from evads_tasks.core.annotations import TASK_CODES, TASKS
+from evads_tasks.core.annotations import PERCEPTION, REASONING, TASK_CODES, TASKS
 from evads_tasks.core.judge.api import JudgeConfigError
 from evads_tasks.core.judge.accounting import judge_price, usage_section, usage_totals
 from evads_tasks.tasks.metrics import (
@@ -28,6 +31,7 @@ from evads_tasks.tasks.metrics import (
     judged_mean,
 )
 from evads_tasks.core.official_script import CHECKED_SHA256
+from evads_tasks.core.write_failure import writing
 from .scored_runs import (
     RESULTS_GLOB,
     ScoredRun,
@@ -55,7 +59,8 @@ def score_row(samples: list[ScoredSample]) -> dict:
     the authors' arithmetic applies to all of them."""
     judged = [s.score for s in samples if s.score is not None]
     row = {"questions": len(samples), "judged": len(judged),
-           "judge_errors": len(samples) - len(judged)}
+           "judge_errors": len(samples) - len(judged),
+           "verdict_lines": sum(s.verdict_line for s in samples)}
     for name, metric in METRICS.items():
         values = [metric(x, strict=False) for x in judged]
         row[name] = judged_mean([{SCORE_KEY: value} for value in values])
@@ -69,27 +74,35 @@ def weighted_row(task_rows: list[dict]) -> dict:
     means weighted by task size (questions, judged or not); NaN when any task mean is."""
     sizes = [row["questions"] for row in task_rows]
     row = {key: sum(r[key] for r in task_rows) for key in ("questions", "judged",
-                                                           "judge_errors")}
+                                                           "judge_errors", "verdict_lines")}
     for name in (*METRICS, *ALL_METRICS):
         row[name] = sum(r[name] * n for r, n in zip(task_rows, sizes, strict=True)) / sum(sizes)
     return row
 
 
+GROUPS: dict[str, tuple[str, ...]] = {PERCEPTION: tuple(c for c in TASK_CODES
+                                                     if TASKS[c].dimension == PERCEPTION),
+                                       REASONING: tuple(c for c in TASK_CODES
+                                                    if TASKS[c].dimension == REASONING),
+                                       "Overall": TASK_CODES}
+
+
 def summarize(samples: list[ScoredSample]) -> dict[str, dict[str, dict]]:
-    """Rows per task, per dimension plus overall (as lmms-eval's groups), per category
+    """Rows per task, per dimension plus overall (as lmms-eval's groups; only those whose
+    every task is in the run, ``missing`` names the others' absent tasks), per category
     (pooled over its judged questions: categories cut across tasks)."""
     by_task, by_category = defaultdict(list), defaultdict(list)
     for sample in samples:
         by_task[sample.task].append(sample)
         by_category[sample.category].append(sample)
     tasks = {code: score_row(by_task[code]) for code in TASK_CODES if code in by_task}
-    by_dimension = defaultdict(list)
-    for code, row in tasks.items():
-        by_dimension[TASKS[code].dimension].append(row)
+    missing = {group: [code for code in codes if code not in tasks]
+               for group, codes in GROUPS.items()}
     return {
         "tasks": tasks,
-        "dimensions": {**{dim: weighted_row(rows) for dim, rows in by_dimension.items()},
-                       "Overall": weighted_row(list(tasks.values()))},
+        "dimensions": {group: weighted_row([tasks[code] for code in codes])
+                       for group, codes in GROUPS.items() if not missing[group]},
+        "missing": {group: codes for group, codes in missing.items() if codes},
         "categories": {cat: score_row(rows) for cat, rows in sorted(by_category.items())},
     }
 
@@ -105,13 +118,33 @@ def fmt(value: float) -> str:
 def _table(title: str, rows: dict[str, dict]) -> list[str]:
     """VALID means (R5 ... G), then ALL means (R5 ALL ... G ALL)."""
     labels = [*METRIC_LABELS.values(), *(f"{label} ALL" for label in METRIC_LABELS.values())]
-    lines = [f"| {title} | questions | judged | judge errors | {' | '.join(labels)} |",
-             "|---|---:|---:|---:|" + "---:|" * len(labels)]
+    lines = [f"| {title} | questions | judged | judge errors | {' | '.join(labels)} | "
+             f"{VERDICT_LINE_COLUMN} |",
+             "|---|---:|---:|---:|" + "---:|" * (len(labels) + 1)]
     for name, row in rows.items():
         scores = " | ".join(fmt(row[metric]) for metric in (*METRIC_LABELS, *ALL_METRICS))
         lines.append(f"| {name} | {row['questions']} | {row['judged']} | "
-                     f"{row['judge_errors']} | {scores} |")
+                     f"{row['judge_errors']} | {scores} | {row['verdict_lines']} |")
     return lines
+
+
+VERDICT_LINE_COLUMN = "answers with an Answer: line"
+
+
+def verdict_line_notes(summary: dict, protocol: str | None) -> list[str]:
+    """What the verdict-line column means, loud when some answers carry such a line."""
+    count = sum(row["verdict_lines"] for row in summary["tasks"].values())
+    if not count:
+        return [f"- {VERDICT_LINE_COLUMN}: model answers holding a judge-format `Answer: "
+                "<level>` line: none in this run"]
+    risk = ("the official protocol reads the judge's reply with the authors' rule (the last "
+            "`Answer:` line), so a judge that repeats the answer's line gives the score the "
+            "answer asked for: these answers' scores may be injected, not judged"
+            if "official" in (protocol or "") else
+            "the evads protocol's judge prompt and strict parser do not take them as "
+            "verdicts, but look at these answers")
+    return [f"- **{count} model answer(s) hold a judge-format `Answer: <level>` line** "
+            f"(column \"{VERDICT_LINE_COLUMN}\"): {risk}"]
 
 
 def limit_text(limit: float) -> str:
@@ -163,6 +196,7 @@ def format_report(info: dict, summary: dict, no_answers: int = 0,
         lines.append(f"- limit: {limit_text(info['limit'])} (a partial run, not the full "
                      "benchmark)")
     lines += _rescore_lines(info.get("rescore"))
+    lines += verdict_line_notes(summary, info.get("protocol"))
     lines += ["- R5/R3/R2/G (VALID) average the judged questions only (the authors' way); judge "
               "errors are counted beside them, not scored. R5 ALL ... G ALL average every "
               "question, a judge error counted 0. Dimension and overall rows are the "
@@ -171,11 +205,18 @@ def format_report(info: dict, summary: dict, no_answers: int = 0,
               "## Per task", "", *_table("task", {
                   task_label(code): row for code, row in summary["tasks"].items()}),
               "", "## Per dimension and overall", "", *_table("dimension", summary["dimensions"]),
+              *([""] + missing_lines(summary["missing"]) if summary["missing"] else []),
               "", "## Per product category", "", *_table("category", summary["categories"]), ""]
     if chart:
         lines += [f"![R5/R3/R2/G per task and dimension]({chart})", ""]
     lines += usage_lines(summary.get("usage") or {})
     return "\n".join(lines)
+
+
+def missing_lines(missing: dict[str, list[str]]) -> list[str]:
+    """Why a dimension or the overall row is absent: never a mean over part of its tasks."""
+    return [f"- {group}: not given, the run lacks {', '.join(codes)} (a mean over part of its "
+            "tasks would not be the benchmark's)" for group, codes in missing.items()]
 
 
 def usage_rows(samples: list[ScoredSample]) -> dict[str, dict]:
@@ -242,13 +283,14 @@ def draw_chart(summary: dict, path: Path, title: str) -> Path | None:
 
 def _write(run: ScoredRun, markdown_path: Path) -> Path:
     summary = {**summarize(run.samples), "usage": usage_rows(run.samples)}
-    markdown_path.parent.mkdir(parents=True, exist_ok=True)
     title = f"E-VAds: {run.info.get('kind')}, protocol {run.info.get('protocol')}" + (
         " — RANDOM model" if run.info.get("random_model") else "")
-    chart = draw_chart(summary, markdown_path.with_name(CHART_NAME), title)
-    markdown_path.write_text(
-        format_report(run.info, summary, sum(s.no_answer for s in run.samples),
-                      chart.name if chart else None), encoding="utf-8")
+    with writing(markdown_path, "free space or pass another --out"):
+        markdown_path.parent.mkdir(parents=True, exist_ok=True)
+        chart = draw_chart(summary, markdown_path.with_name(CHART_NAME), title)
+        markdown_path.write_text(
+            format_report(run.info, summary, sum(s.no_answer for s in run.samples),
+                          chart.name if chart else None), encoding="utf-8")
     return markdown_path
 
 

@@ -51,6 +51,7 @@ from evads_tasks.tasks.metrics import (
     METRICS,
     RUN_METRIC,
     USAGE_METRIC,
+    VERDICT_LINE_METRIC,
     count_excluded,
     run_settings,
     same_over_tasks,
@@ -64,6 +65,7 @@ from .scored_runs import (
     logged_samples,
     model_info,
     read_results,
+    refuse_duplicates,
     scored_samples,
 )
 
@@ -75,7 +77,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "evads": TASK_CODES}
 # The values process_results returns: replaced in a rescored sample, the rest is kept.
 _METRIC_KEYS = (*METRICS, *ALL_METRICS, JUDGE_METRIC, EXCLUDED_METRIC, RUN_METRIC,
-                USAGE_METRIC)
+                USAGE_METRIC, VERDICT_LINE_METRIC)
 # The columns of the authors' final_results rows a rescore needs.
 AUTHORS_INPUTS = ("ques_id", "ques_categories", "question", "answer", "prediction",
                   "evidence", "asr_ocr_meta")
@@ -142,17 +144,19 @@ def _authors_source(path: Path) -> Source:
 def _run_source(path: Path, annotations: str | None) -> Source:
     results_path, sample_paths = find_run(path)
     results = read_results(results_path)
-    predictions, prompts, lacking = [], set(), []
+    predictions, prompts, lacking, places = [], set(), [], []
     for sample_path in sample_paths:
         name = sample_path.name.split("_samples_", 1)[1].removesuffix(".jsonl")
         for logged, where in logged_samples(sample_path):
             prediction = _logged_prediction(logged, name, where)
             predictions.append(prediction)
+            places.append((prediction.doc["question_id"], where))
             prompts.add((prediction.logged.get(RUN_METRIC) or {}).get("prompt"))
             if "question" not in prediction.doc:
                 lacking.append(prediction)
     if not predictions:
         raise ValueError(f"the sample logs beside {results_path} are empty")
+    refuse_duplicates(places)
     if lacking:
         predictions = _with_annotations(predictions, annotations, results_path)
     facts = results.get(RUN_FACTS_KEY) if isinstance(results.get(RUN_FACTS_KEY), dict) else {}
@@ -439,6 +443,7 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
         results[task_name(code)] = {
             "alias": (source_rows.get(task_name(code)) or {}).get("alias", code),
             **_metric_cells(row), "judge_errors,none": row["judge_errors"],
+            f"{VERDICT_LINE_METRIC},none": row["verdict_lines"],
             "excluded_questions,none": excluded[code], "evads_run,none": runs[code],
             "judge_usage,none": priced(usages[code], price)}
     groups = {}
@@ -450,6 +455,7 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
                 "alias": (source_rows.get(group) or {}).get("alias", group),
                 **_metric_cells(weighted_row([rows[c] for c in present])),
                 "judge_errors,none": sum(rows[c]["judge_errors"] for c in present),
+                f"{VERDICT_LINE_METRIC},none": sum(rows[c]["verdict_lines"] for c in present),
                 "excluded_questions,none": sum(excluded[c] for c in present),
                 "evads_run,none": same_over_tasks([runs[c] for c in present], []),
                 "judge_usage,none": priced(merge_totals([usages[c] for c in present]), price)}
@@ -484,15 +490,18 @@ def summary_lines(outcome: Outcome, price: Price | None) -> list[str]:
 
 
 def main(args) -> int:
-    """The command (``python -m evads_tasks rescore``): 0; 2 on a usage or input error; 3
-    when the judge failed on more answers than ``$EVADS_MAX_JUDGE_ERROR_RATE`` allows (the
-    results are written all the same)."""
+    """The command (``python -m evads_tasks rescore``): 0; 1 when an output or the judge
+    cache could not be written (a full disk: every verdict already in the progress file is
+    kept, rerun to resume); 2 on a usage or input error; 3 when the judge failed on more
+    answers than ``$EVADS_MAX_JUDGE_ERROR_RATE`` allows (the results are written all the
+    same)."""
     import sys
 
     from evads_tasks.core.judge.api import JudgeConfigError
     from evads_tasks.core.judge.config import apply_protocol_flag, judge_from_env, judge_protocol
     from evads_tasks.core.judge.error_rate import EXIT_JUDGE_ERRORS
     from evads_tasks.core.judge.accounting import judge_price
+    from evads_tasks.core.write_failure import EXIT_WRITE_FAILED, WriteFailed, writing
 
     apply_protocol_flag(args.protocol)
     try:
@@ -513,13 +522,20 @@ def main(args) -> int:
                 out, progress_header(source, judge, protocol)).done()
             print(format_plan(plan(source, judge, protocol, done), judge, price))
             return 0
-        outcome = rescore(source, out, judge, protocol, fresh=args.fresh, price=price)
+        try:
+            with writing(out, f"every verdict already in {out / PROGRESS_FILE} is kept: free "
+                              "space and rerun the same command to resume"):
+                outcome = rescore(source, out, judge, protocol, fresh=args.fresh, price=price)
+        except WriteFailed as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_WRITE_FAILED
     finally:
+        problem = getattr(judge, "problem", None)
         close = getattr(judge, "close", None)
         if close is not None:
             close()
     print("\n".join(summary_lines(outcome, price)))
-    if outcome.failure:
-        print(f"error: {outcome.failure}", file=sys.stderr)
-        return EXIT_JUDGE_ERRORS
-    return 0
+    failures = [line for line in (outcome.failure, problem) if line]
+    for line in failures:
+        print(f"error: {line}", file=sys.stderr)
+    return EXIT_WRITE_FAILED if problem else EXIT_JUDGE_ERRORS if failures else 0

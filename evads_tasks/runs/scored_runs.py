@@ -10,6 +10,10 @@ report and ``compare`` treat them alike:
 - the authors' script output, ``final_results.csv`` (or ``final_results.json``): one row per
   answered question with ``ques_id``, ``ques_categories``, ``goods_category`` and
   ``score_R5``/``score_R3``/``score_R2`` (empty when their judge failed: kept, not scored).
+
+A run is read whole or not at all: a results JSON naming a task whose sample log is missing,
+empty or cut short (a full disk) is refused (:func:`run_file_problems`), so no report or
+comparison averages a subset of its tasks; so is a question id that appears twice.
 """
 
 from __future__ import annotations
@@ -24,9 +28,19 @@ from pathlib import Path
 from typing import NamedTuple
 
 from evads_tasks.core.annotations import TASK_CODES, TASKS, canonical_category, task_code
+from evads_tasks.core.annotations.errors import first_duplicate
+from evads_tasks.core.judge.parsing import has_verdict_line
 from evads_tasks.core.judge.protocols import EVADS, OFFICIAL
-from evads_tasks.tasks.metrics import JUDGE_METRIC, RUN_METRIC, USAGE_METRIC, excluded_per_task
+from evads_tasks.core.responses import authors_judged_text
+from evads_tasks.tasks.metrics import (
+    JUDGE_METRIC,
+    RUN_METRIC,
+    USAGE_METRIC,
+    VERDICT_LINE_KEY,
+    excluded_per_task,
+)
 from evads_tasks.core.scoring import r2, r3, r5
+from evads_tasks.core.write_failure import write_failure
 from evads_tasks.sample.tiny_model import is_tiny_random, looks_tiny_random
 
 RESULTS_GLOB = "*_results.json"  # what lmms-eval's EvaluationTracker names a run's results
@@ -49,6 +63,7 @@ class ScoredSample:
     no_answer: bool = False
     protocol: str = EVADS
     usage: dict | None = None  # the verdict's tokens, calls, served model (judge_usage)
+    verdict_line: bool = False  # the model's answer holds a judge-format "Answer: <level>"
 
 
 @dataclass(frozen=True)
@@ -86,7 +101,54 @@ def find_run(results_dir: str | Path, since: float | None = None) -> tuple[Path,
         raise FileNotFoundError(
             f"no E-VAds sample logs ({date_id}_samples_evads_*.jsonl) beside {results}: "
             f"run lmms-eval with --log_samples")
+    if problems := run_file_problems(results):
+        raise ValueError(f"the run of {results} is incomplete, so it is not read (no mean "
+                         f"over part of its tasks): {'; '.join(problems)}. Rerun it (was its "
+                         "disk full?)")
     return results, samples
+
+
+def run_file_problems(results_path: Path, samples: bool = True) -> list[str]:
+    """What is wrong with the files of the run whose results JSON is ``results_path``: it
+    must be whole JSON, with no ``.partial`` file left beside it, and (``samples``: the run
+    logged them) each E-VAds task it counts samples of (``n-samples``) must have its sample
+    log, one complete JSON line per sample. Empty when whole."""
+    problems = []
+    partial = results_path.with_name(results_path.name + ".partial")
+    if partial.exists():
+        problems.append(f"{partial} was left half-written")
+    try:
+        results = read_results(results_path)
+    except (OSError, ValueError) as error:
+        return [*problems, str(error)]
+    date_id = results_path.name.removesuffix("_results.json")
+    counts = results.get("n-samples") if isinstance(results.get("n-samples"), dict) else {}
+    counts = counts if samples else {}
+    for task, count in sorted(counts.items()):
+        if not task.startswith("evads") or not isinstance(count, dict):
+            continue
+        want = count.get("effective", count.get("original"))
+        log = results_path.with_name(f"{date_id}_samples_{task}.jsonl")
+        have = _complete_lines(log)
+        if have is None:
+            problems.append(f"{log.name} is missing ({task}: {want} samples)")
+        elif have != want:
+            problems.append(f"{log.name} holds {have} complete sample(s) of {want} ({task})")
+    return problems
+
+
+def _complete_lines(path: Path) -> int | None:
+    """Lines of ``path`` that are whole JSON (a cut last line is not); None when absent."""
+    if not path.is_file():
+        return None
+    whole = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            try:
+                whole += line.endswith(b"\n") and isinstance(json.loads(line), dict)
+            except ValueError:
+                continue
+    return whole
 
 
 def logged_samples(path: Path) -> Iterator[tuple[object, str]]:
@@ -112,13 +174,23 @@ def read_samples(paths: list[Path]) -> tuple[list[ScoredSample], list[dict]]:
 def scored_samples(logged: Iterable[tuple[object, str]]
                    ) -> tuple[list[ScoredSample], list[dict]]:
     """:func:`read_samples` of samples already parsed, each with where it is."""
-    samples, settings = [], {}
+    samples, settings, places = [], {}, []
     for sample, where in logged:
         scored, run = _scored_sample(sample, where)
         samples.append(scored)
+        places.append((scored.question_id, where))
         if run is not None:
             settings.setdefault(json.dumps(run, sort_keys=True), run)
+    refuse_duplicates(places)
     return samples, list(settings.values())
+
+
+def refuse_duplicates(ids: Iterable[tuple[str, str]]) -> None:
+    """ValueError naming both places when a question id of ``(id, where)`` comes twice."""
+    if repeated := first_duplicate(ids):
+        question_id, first, again = repeated
+        raise ValueError(f"question id {question_id!r} appears twice: {first} and {again}; "
+                         "every question needs its own id")
 
 
 def _score(value: object, protocol: str, where: str) -> float | None:
@@ -147,12 +219,16 @@ def _scored_sample(logged: object, where: str) -> tuple[ScoredSample, dict | Non
     run = run if isinstance(run, dict) else None
     protocol = record.get("protocol") or (run or {}).get("protocol") or EVADS
     score = _score(record["judge_score"], protocol, f"{where}: judge_score")
+    verdict_line = record.get(VERDICT_LINE_KEY)
+    if verdict_line is None:  # logged before evads recorded it
+        verdict_line = has_verdict_line(str(record.get("judged_answer") or ""))
     return ScoredSample(question_id=str(record["question_id"]), task=record["task"],
                         category=record.get("category") or "unknown", score=score,
                         judge=record.get("judge") or "unknown",
                         no_answer=bool(record.get("no_answer")), protocol=protocol,
                         usage=logged.get(USAGE_METRIC) if isinstance(
-                            logged.get(USAGE_METRIC), dict) else None), run
+                            logged.get(USAGE_METRIC), dict) else None,
+                        verdict_line=bool(verdict_line)), run
 
 
 def model_info(config: dict, run_dir: Path | None = None) -> tuple[str, bool]:
@@ -233,7 +309,8 @@ class AuthorsRow(NamedTuple):
 def authors_rows(path: str | Path, columns: Sequence[str], needed_by: str) -> list[AuthorsRow]:
     """The rows of the authors' ``final_results.csv`` / ``.json`` with their task codes.
     ValueError when there are none, when the first lacks one of ``columns`` (what
-    ``needed_by`` needs) or a row's ``ques_categories`` names no task."""
+    ``needed_by`` needs), a row's ``ques_categories`` names no task or a ``ques_id`` comes
+    twice."""
     path = Path(path)
     rows = _read_authors_file(path)
     if not rows:
@@ -252,6 +329,7 @@ def authors_rows(path: str | Path, columns: Sequence[str], needed_by: str) -> li
         except KeyError as exc:
             raise ValueError(f"{where}: ques_categories: {exc.args[0]}") from None
         table.append(AuthorsRow(row, task, where))
+    refuse_duplicates((str(row["ques_id"]), where) for row, _, where in table)
     return table
 
 
@@ -292,11 +370,13 @@ def read_official_results(path: str | Path) -> list[ScoredSample]:
             if theirs is not None and (score is None or theirs != metric(score, strict=False)):
                 raise ValueError(f"{where}: {column} {theirs} is not what score_R5 {score} "
                                  f"gives ({metric.__name__.upper()})")
+        prediction = row.get("prediction")
         samples.append(ScoredSample(
             question_id=str(row["ques_id"]), task=task,
             category=canonical_category(str(row.get("goods_category") or "")) or "unknown",
             score=score, judge="the authors' judge (not recorded in their output)",
-            protocol=OFFICIAL))
+            protocol=OFFICIAL, verdict_line=isinstance(prediction, str) and has_verdict_line(
+                authors_judged_text(prediction))))
     return samples
 
 
@@ -316,6 +396,27 @@ def load_scored(source: str | Path, since: float | None = None) -> ScoredRun:
     if path.is_file() and path.suffix.lower() in (".csv", ".json"):
         return load_official_results(path)
     return load_run(path, since)
+
+
+def finish_results(results_path: Path, samples: bool) -> list[str]:
+    """After lmms-eval wrote a run's results: add what evads knows (:func:`annotate_results`)
+    and say what is wrong with the run's files (``samples``: it logged them), one line each,
+    naming the file; empty when the run is whole. lmms-eval only logs a warning when a write
+    fails, so this is how a full disk fails the run."""
+    problems = []
+    try:
+        annotate_results(results_path)
+    except OSError as error:
+        results_path.with_name(results_path.name + ".partial").unlink(missing_ok=True)
+        problems.append(write_failure(error, results_path, "its disk is full or read-only"))
+    except ValueError:  # not JSON: run_file_problems names it
+        pass
+    problems += run_file_problems(results_path, samples)
+    if problems:
+        problems.append(f"the run in {results_path.parent} is incomplete: free space (or "
+                        "choose another --output_path) and run it again; verdicts in the judge "
+                        "cache are reused, so its judging costs nothing again")
+    return problems
 
 
 def annotate_results(results_path: str | Path) -> dict:

@@ -37,10 +37,11 @@ from evads_tasks.core.judge import Judge, JudgeRequest, JudgeResult, judge_from_
 from evads_tasks.core.judge.accounting import judge_price, usage_record
 from evads_tasks.core.judge.config import JUDGE_ENVS, judge_protocol
 from evads_tasks.core.judge.error_rate import RUN_TALLY
+from evads_tasks.core.judge.parsing import has_verdict_line
 from evads_tasks.core.judge.protocols import OFFICIAL, JudgeProtocol
 from evads_tasks.core.responses import authors_judged_text, judged_text
 from evads_tasks.core.video_probe import BadVideosError, bad_video_mode, check_videos
-from evads_tasks.tasks.metrics import EXCLUDED_KEY, sample_metrics
+from evads_tasks.tasks.metrics import EXCLUDED_KEY, VERDICT_LINE_KEY, sample_metrics
 
 if TYPE_CHECKING:  # imported where used: `datasets` takes seconds, and rescore needs none
     import datasets
@@ -273,12 +274,15 @@ def process_results(doc: dict, results: list[str]) -> dict[str, dict]:
     The judged text is the protocol's: the ``<answer>`` part by our rule (evads) or by the
     authors' (official). Under the evads protocol an empty answer scores 0 without a judge
     call (``NO_ANSWER``); the official protocol sends it, as the authors' script does. Either
-    way its record says ``no_answer: true``.
+    way its record says ``no_answer: true``. A judge cache that failed (the disk filled) costs
+    no verdict, but fails the run once its results are written (``RUN_TALLY.problem``).
     """
     judge, protocol = get_judge(), judge_protocol()
     result, judged, values = judge_doc(judge, protocol, doc, results[0],
                                        run_description(judge, protocol))
     RUN_TALLY.add(result, judged=judged)
+    if problem := getattr(judge, "problem", None):
+        RUN_TALLY.problem(problem)
     return values
 
 
@@ -308,7 +312,8 @@ def judge_doc(judge: Judge, protocol: JudgeProtocol, doc: dict, response: str,
     ids = {key: doc[key] for key in ("question_id", "video_id", "task", "category")}
     record = {"judge": result.judge, "protocol": protocol.name, "raw": result.raw,
               "error": result.error, "cached": result.cached, "judge_score": result.score,
-              "judged_answer": answer, "no_answer": not answer.strip(), "inputs": inputs}
+              "judged_answer": answer, "no_answer": not answer.strip(),
+              VERDICT_LINE_KEY: has_verdict_line(answer), "inputs": inputs}
     values = sample_metrics(result.score, record, ids, doc.get(EXCLUDED_KEY) or 0, run=run,
                             levels_only=protocol.levels_only,
                             usage=usage_record(result, judge.settings().get("model")))
