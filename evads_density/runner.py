@@ -39,7 +39,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from evads_tasks.core.video_probe import probe_videos, video_problem
-from evads_tasks.core.write_failure import writing
+from evads_tasks.core.write_failure import appending, writing
 
 from .analysis import Backends, Settings, analyse, crash_row, load_backends
 from .sources import VideoJob
@@ -253,9 +253,8 @@ def run(jobs: Sequence[VideoJob], settings: Settings, out_dir: Path, workers: in
     if settings.source in ("video", "both"):
         todo = with_probed_videos(todo)
     produce = _ray if executor == "ray" else _local
-    with writing(path, RESUME):
-        handle = path.open("a", encoding="utf-8")
-    with handle, tqdm(total=len(todo), desc="density", unit="video") as bar:
+    with appending(path, RESUME) as handle, \
+            tqdm(total=len(todo), desc="density", unit="video") as bar:
         for row in produce(todo, settings, workers):
             with writing(path, RESUME):
                 append_row(handle, row)

@@ -50,9 +50,9 @@ from .perception import Perceiver
 from .pipeline import Generator
 from .records import RETRY
 from .report import write_report
-from .run import RESUME, run_videos
+from .run import run_videos
 from .settings import CHECK_MODES, RESPONSE_FORMATS, GeneratorSettings
-from .state import CACHE, RunFolder, SettingsMismatch
+from .state import CACHE, RESUME, RunFolder, SettingsMismatch
 
 API_KEY_ENV = "EVADS_LLM_API_KEY"
 EXIT_RETRY = 3

@@ -26,9 +26,7 @@ from .inputs import VideoInput
 from .perception import Perceiver, frame_urls, from_record
 from .pipeline import Generator
 from .records import VideoMeta, VideoResult
-from .state import RunFolder
-
-RESUME = "every finished video is kept: free space and rerun the same command to resume"
+from .state import RESUME, RunFolder
 
 
 @dataclass

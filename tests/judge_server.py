@@ -50,6 +50,7 @@ import gzip
 import json
 import multiprocessing
 import re
+import sys
 import threading
 import time
 import zlib
@@ -315,7 +316,7 @@ class JudgeServer:
                 self._send(200, json.dumps(reply, ensure_ascii=False).encode("utf-8"))
 
         self._stopping.clear()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
@@ -334,6 +335,15 @@ class JudgeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Says nothing when a client hangs up mid-reply (a client giving up on a gzip bomb or a
+    deadline): that is the point of those faults, not a server error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _reply(index: int, text: str, model: str, usage: dict | None = None) -> dict:

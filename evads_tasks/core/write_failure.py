@@ -10,8 +10,9 @@ the cause and how to resume; it exits ``EXIT_WRITE_FAILED``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TextIO
 
 EXIT_WRITE_FAILED = 1
 
@@ -35,3 +36,19 @@ def writing(where: str | Path, resume: str) -> Iterator[None]:
         yield
     except OSError as error:
         raise WriteFailed(write_failure(error, where, resume)) from error
+
+
+@contextmanager
+def appending(path: Path, resume: str) -> Iterator[TextIO]:
+    """``path`` opened to append rows (each written and flushed by the caller; a failure to
+    open it is :class:`WriteFailed`). When a write fails, closing the file (which would try
+    the buffered bytes again and fail again) does not hide that first failure."""
+    with writing(path, resume):
+        handle = path.open("a", encoding="utf-8")
+    try:
+        yield handle
+    except BaseException:
+        with suppress(OSError):
+            handle.close()
+        raise
+    handle.close()

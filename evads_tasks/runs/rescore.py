@@ -282,6 +282,19 @@ def progress_header(source: Source, judge: Judge, protocol: JudgeProtocol) -> di
         "official_script_sha256": script.sha256 if script is not None else None}))
 
 
+def progress_started(path: Path) -> bool:
+    """Whether a progress file holds a whole header line (a write cut on a full disk may
+    have left it empty or cut: then nothing was judged yet, and it is started anew)."""
+    if not path.exists():
+        return False
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        first = handle.readline()
+    try:
+        return first.endswith("\n") and "header" in json.loads(first)
+    except ValueError:
+        return False
+
+
 class Progress:
     """The output folder's progress file: a header line, then one line per verdict."""
 
@@ -289,7 +302,7 @@ class Progress:
         self.path = out / PROGRESS_FILE
         self._lock = threading.Lock()
         self.entries: dict[str, dict] = {}
-        if self.path.exists() and not fresh:
+        if progress_started(self.path) and not fresh:
             self._read(header)
         else:
             out.mkdir(parents=True, exist_ok=True)
@@ -518,7 +531,7 @@ def main(args) -> int:
               file=sys.stderr)
         if args.dry_run:
             state = out / PROGRESS_FILE
-            done = [] if args.fresh or not state.exists() else Progress(
+            done = [] if args.fresh or not progress_started(state) else Progress(
                 out, progress_header(source, judge, protocol)).done()
             print(format_plan(plan(source, judge, protocol, done), judge, price))
             return 0

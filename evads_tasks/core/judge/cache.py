@@ -82,6 +82,10 @@ class JudgeCacheError(ValueError):
     """The cache file cannot be used; the message names it."""
 
 
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
 def cache_key(model: str, endpoint: str, messages: list[dict[str, str]],
               params: dict | None = None) -> str:
     """sha256 over the model, the endpoint (never the API key), the exact messages sent and,
@@ -146,15 +150,15 @@ class JudgeCache:
 
     def _open_failure(self, error: Exception) -> str:
         cause, fix = self._cause(error)
-        return f"{self.path}: the judge cache is {cause} ({error}); {fix}"
+        return f"{self.path}: the judge cache is {cause} ({_one_line(error)}); {fix}"
 
     def _failed(self, action: str, error: sqlite3.Error) -> None:
         """Record the first failure after open; the run goes on without the cache."""
         cause, fix = self._cause(error)
         message = (f"judge cache {self.path} could not be {action} mid-run: {cause} "
-                   f"({error}). Every answer of the run was kept, but verdicts and replies "
-                   f"from then on were not cached; {fix}, then rerun the same command: what "
-                   "was cached before is reused, the rest is asked again")
+                   f"({_one_line(error)}). Every answer of the run was kept, but verdicts and "
+                   f"replies from then on were not cached; {fix}, then rerun the same "
+                   "command: what was cached before is reused, the rest is asked again")
         with self._lock:
             first, self.problem = self.problem is None, self.problem or message
         if first:
