@@ -41,7 +41,6 @@ import httpx
 
 from .chat_replies import (
     ACCEPT_ENCODING,
-    MAX_BODY_BYTES,
     BadReply,
     body_text,
     checked_text,
@@ -57,7 +56,6 @@ DEFAULT_CONCURRENCY = 16
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_RETRY_BUDGET_S = 600.0
-__all__ = ["MAX_BODY_BYTES", "ChatClient", "ChatError", "ChatReply"]
 # How much of a failed body goes into a message, and into ChatError.raw (after redaction).
 MESSAGE_BODY_CHARS = 200
 RAW_BODY_CHARS = 4000

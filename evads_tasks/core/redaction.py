@@ -52,9 +52,13 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     for secret in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH},
                          key=len, reverse=True):
         text = text.replace(secret, REDACTED)
-        text = _any_form(secret).sub(REDACTED, text)
+        if any(mark in text for mark in _ESCAPE_MARKS):  # else only the form just replaced
+            text = _any_form(secret).sub(REDACTED, text)
     text = _AUTHORIZATION.sub(lambda m: m.group(1) + REDACTED, text)
     return _BEARER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+
+
+_ESCAPE_MARKS = ("\\", "%", "&#")
 
 
 @functools.lru_cache(maxsize=64)
