@@ -1,4 +1,9 @@
-"""``python -m evads_density PATH --out DIR``: density of a video folder or annotation file."""
+"""``python -m evads_density PATH --out DIR``: density of a video folder or annotation file.
+
+Exit status: 0; 1 when an output could not be written (a full or read-only disk: the last
+line names the file; the rows written before are kept, rerun to resume); 2 for a usage or
+input error (nothing written); 3 when some videos failed (their rows say why).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import sys
 from pathlib import Path
 
 from evads_tasks.core.annotations import AnnotationError
+from evads_tasks.core.write_failure import EXIT_WRITE_FAILED, WriteFailed, writing
 
 from .analysis import MIN_SIDE, OCR_CHOICES, Settings, check_backends
 from .asr import (
@@ -23,7 +29,7 @@ from .features import DINOV3_BASE
 from .metrics import VdenSettings
 from .ocr import OCR_COUNT_POLICIES
 from .report import backends_used, write_reports
-from .runner import EXECUTORS, run
+from .runner import EXECUTORS, RESUME, run
 from .sources import SOURCES, Collection, collect_jobs
 
 EXIT_FAILED_VIDEOS = 3
@@ -207,14 +213,23 @@ def main(argv: list[str] | None = None) -> int:
         if not args.fresh:
             _refuse_mixing(args.out, settings, collection)
         check_backends(settings)   # a missing model: nothing written, nothing deleted
-        _start_output(args.out, settings, collection, args.fresh)
+        with writing(args.out, "nothing was measured yet: free space and rerun"):
+            _start_output(args.out, settings, collection, args.fresh)
     except (AnnotationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except WriteFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
     if collection.video_dir and not args.video_dir:
         print(f"videos: {collection.video_dir}")
-    rows = run(collection.jobs, settings, args.out, args.workers, args.backend)
-    summary = write_reports(rows, settings.to_dict(), backends_used(rows), args.out)
+    try:
+        rows = run(collection.jobs, settings, args.out, args.workers, args.backend)
+        with writing(args.out, RESUME):
+            summary = write_reports(rows, settings.to_dict(), backends_used(rows), args.out)
+    except WriteFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
     print(f"{summary['videos']} videos ({collection.source}); report: {args.out / 'report.md'}")
     print("backends: " + ", ".join(f"{k}: {v}" for k, v in summary["backends"].items()))
     if summary["failed"]:

@@ -13,13 +13,21 @@ flight are retried one at a time, and the one that kills a worker on its own get
 row. A Ray actor runs one video at a time, so its video gets the error row and the actor is
 replaced. With ``--workers 1`` everything runs in this process: a crash there ends the run
 (rerunning resumes after the finished videos).
+
+A worker process never outlives the run: on Linux each asks the kernel for SIGTERM when its
+parent dies (``PR_SET_PDEATHSIG``), so a run ended by SIGTERM or SIGKILL leaves no
+gigabyte-sized worker behind. A row that cannot be written (a full disk) ends the run with
+:class:`~evads_tasks.core.write_failure.WriteFailed` naming the file; the rows before it are
+kept and a rerun resumes after them.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import os
+import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -31,12 +39,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from evads_tasks.core.video_probe import probe_videos, video_problem
+from evads_tasks.core.write_failure import appending, writing
 
 from .analysis import Backends, Settings, analyse, crash_row, load_backends
 from .sources import VideoJob
 
 EXECUTORS = ("local", "ray")
 _WORKER: tuple[Settings, Backends] | None = None
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+RESUME = "the rows written before are kept: free space and rerun the same command to resume"
 
 
 def read_finished(path: Path) -> list[dict]:
@@ -96,9 +107,19 @@ def _threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def _init_worker(settings: Settings, threads: int) -> None:
+def _init_worker(settings: Settings, threads: int, parent: int) -> None:
     global _WORKER
+    end_with_parent(parent)
     _WORKER = (settings, load_backends(settings, threads))
+
+
+def end_with_parent(parent: int) -> None:
+    """Make this process end when ``parent`` (its parent's pid) dies, however it dies: on
+    Linux the kernel sends it SIGTERM then; if the parent died before the request, now."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _work(job: VideoJob) -> dict:
@@ -170,7 +191,8 @@ def _local(jobs: Sequence[VideoJob], settings: Settings, workers: int) -> Iterat
     def start_pool() -> ProcessPoolExecutor:
         # spawn: torch and onnxruntime are not fork-safe once their thread pools exist.
         return ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                   initializer=_init_worker, initargs=(settings, threads))
+                                   initializer=_init_worker,
+                                   initargs=(settings, threads, os.getpid()))
 
     yield from pooled_rows(jobs, settings, workers, start_pool, _work)
 
@@ -231,10 +253,11 @@ def run(jobs: Sequence[VideoJob], settings: Settings, out_dir: Path, workers: in
     if settings.source in ("video", "both"):
         todo = with_probed_videos(todo)
     produce = _ray if executor == "ray" else _local
-    with path.open("a", encoding="utf-8") as handle, tqdm(
-            total=len(todo), desc="density", unit="video") as bar:
+    with appending(path, RESUME) as handle, \
+            tqdm(total=len(todo), desc="density", unit="video") as bar:
         for row in produce(todo, settings, workers):
-            append_row(handle, row)
+            with writing(path, RESUME):
+                append_row(handle, row)
             rows.append(row)
             bar.update()
     return rows

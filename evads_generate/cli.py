@@ -3,8 +3,10 @@
 from an annotation file), in any language, with any OpenAI-compatible LLM.
 
 Exit status: 0 when the run finished (videos left partial or unusable are named in the
-report), 2 for a usage or configuration error or a failure no retry mends (nothing is lost:
-rerun to resume), 3 when some videos are left to retry (failed calls: rerun to finish them).
+report), 1 when an output or the reply cache could not be written (a full or read-only disk:
+the last line names the file; every finished video is kept, rerun to resume), 2 for a usage
+or configuration error or a failure no retry mends (nothing is lost: rerun to resume), 3 when
+some videos are left to retry (failed calls: rerun to finish them).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from evads_tasks.core.judge.config import (
     TIMEOUT_ENV,
 )
 from evads_tasks.core.video_probe import probe_videos
+from evads_tasks.core.write_failure import EXIT_WRITE_FAILED, WriteFailed, writing
 
 from .checks import Deduplicator
 from .estimate import estimate, render
@@ -49,7 +52,7 @@ from .records import RETRY
 from .report import write_report
 from .run import run_videos
 from .settings import CHECK_MODES, RESPONSE_FORMATS, GeneratorSettings
-from .state import CACHE, RunFolder, SettingsMismatch
+from .state import CACHE, RESUME, RunFolder, SettingsMismatch
 
 API_KEY_ENV = "EVADS_LLM_API_KEY"
 EXIT_RETRY = 3
@@ -233,31 +236,49 @@ def main(argv: list[str] | None = None) -> int:
                 "perception": density.affecting_numbers() if raw else None}
     folder = RunFolder(args.out)
     try:
-        folder.start(recorded, args.fresh)
+        with writing(args.out, "nothing was generated yet: free space and rerun"):
+            folder.start(recorded, args.fresh)
     except SettingsMismatch as error:
         return _fail(str(error))
+    except WriteFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
     llm = LLM(client, JudgeCache(cache_dir), judge, args.concurrency)
     generator = Generator(llm, Deduplicator(settings.duplicate_threshold), settings)
     perceiver = Perceiver(density, cache_dir, settings.language) if raw else None
-    status, resumed = 0, 0
+    status, resumed, problems = 0, 0, []
     try:
         outcome = run_videos(items, folder, generator, perceiver,
                              args.video_workers or args.concurrency, settings.frames,
                              progress=not args.no_progress)
         results, resumed = outcome.results, outcome.resumed
-    except FatalLLMError as error:
-        status = _fail(f"{error} (nothing finished is lost: fix it and rerun to resume)")
+    except (FatalLLMError, WriteFailed) as error:
+        if isinstance(error, WriteFailed):
+            problems.append(str(error))
+        else:
+            status = _fail(f"{error} (nothing finished is lost: fix it and rerun to resume)")
         done = folder.results()
         results = [done[i.video_id] for i in items if i.video_id in done]
     finally:
+        problems += [p for p in (llm.cache.problem, getattr(judge, "problem", None)) if p]
         client.close()
         llm.cache.close()
         if hasattr(judge, "close"):
             judge.close()
-    written = write_outputs(results, args.out, settings.allow_partial)
-    run_info = {"input": recorded["input"], "kind": kind, "language": settings.language,
-                "llm": client.name, "judge": judge.name, "questions": written["questions"]}
-    write_report(results, kept(results, settings.allow_partial), run_info, args.out, density)
+    try:
+        with writing(args.out, RESUME):
+            written = write_outputs(results, args.out, settings.allow_partial)
+            run_info = {"input": recorded["input"], "kind": kind,
+                        "language": settings.language, "llm": client.name,
+                        "judge": judge.name, "questions": written["questions"]}
+            write_report(results, kept(results, settings.allow_partial), run_info, args.out,
+                         density)
+    except WriteFailed as error:
+        problems.append(str(error))
+    if problems:
+        for problem in dict.fromkeys(problems):
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
     retry = sum(r.status == RETRY for r in results)
     print(f"{written['questions']} questions for {written['videos']} videos -> "
           f"{args.out / 'annotations.parquet'}; report: {args.out / 'report.md'}"

@@ -5,7 +5,8 @@ videos already perceived are generated for on worker threads (network-bound): th
 kept busy while the next video is decoded. Each finished video is appended to
 ``videos.jsonl`` as soon as it is done, from whichever thread finished it. A failure no
 retry can mend (a bad key, a wrong model) stops the run with that error; anything else is
-recorded on its video and the run goes on.
+recorded on its video and the run goes on. A row that cannot be written (a full disk) stops
+the run with :class:`~evads_tasks.core.write_failure.WriteFailed`; the rows before it stay.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from evads_density.runner import append_row
+from evads_tasks.core.write_failure import WriteFailed, writing
 
 from .inputs import VideoInput
 from .perception import Perceiver, frame_urls, from_record
 from .pipeline import Generator
 from .records import VideoMeta, VideoResult
-from .state import RunFolder
+from .state import RESUME, RunFolder
 
 
 @dataclass
@@ -40,7 +42,7 @@ def _meta(item: VideoInput, perceived: dict[str, VideoMeta], perceiver: Perceive
     if item.video_id in perceived:
         return perceived[item.video_id]
     meta = perceiver.perceive(item.video_id, item.video_path, probes.get(Path(item.video_path)))
-    with lock:
+    with lock, writing(handle.name, RESUME):
         append_row(handle, meta.to_dict())
     return meta
 
@@ -69,7 +71,12 @@ def run_videos(items: Sequence[VideoInput], folder: RunFolder, generator: Genera
                     fatal.append(error)
                 return
             with lock:
-                append_row(video_log, result.to_dict())
+                try:
+                    with writing(video_log.name, RESUME):
+                        append_row(video_log, result.to_dict())
+                except WriteFailed as error:  # a callback's error would be lost: raised later
+                    fatal.append(error)
+                    return
                 new[result.video_id] = result
                 bar.update(1)
                 bar.set_postfix(calls=sum(generator.llm.stats.calls.values()))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from evads_density.cli import changed_settings
 from evads_density.runner import read_finished
+from evads_tasks.core.write_failure import appending
 
 from . import output, report
 from .records import RETRY, VideoMeta, VideoResult
@@ -35,6 +36,9 @@ RUN_FILES = (SETTINGS, PERCEPTION, VIDEOS, output.ANNOTATIONS, output.ANNOTATION
 # that holds anything else, such as the user's own videos, keeps it.
 RUN_FOLDERS = {output.VIDEOS: None,
                report.DENSITY: ("report.md", "density.png", "summary.json")}
+
+
+RESUME = "every finished video is kept: free space and rerun the same command to resume"
 
 
 class SettingsMismatch(ValueError):
@@ -61,7 +65,7 @@ class RunFolder:
                     folder.rmdir()
         self.path.mkdir(parents=True, exist_ok=True)
         settings = self.path / SETTINGS
-        if settings.exists():
+        if settings.exists() and not self._cut_short(settings):
             before = json.loads(settings.read_text(encoding="utf-8"))
             if changes := changed_settings(before, recorded):
                 raise SettingsMismatch(
@@ -70,6 +74,18 @@ class RunFolder:
         else:
             settings.write_text(json.dumps(recorded, ensure_ascii=False, indent=2),
                                 encoding="utf-8")
+
+    def _cut_short(self, settings: Path) -> bool:
+        """A settings file a full disk left empty or cut, before any video was written: the
+        run never started, so it starts now."""
+        try:
+            json.loads(settings.read_text(encoding="utf-8"))
+            return False
+        except ValueError:
+            if (self.path / VIDEOS).exists() or (self.path / PERCEPTION).exists():
+                raise SettingsMismatch(f"{settings} is not JSON but the folder holds "
+                                       "videos: pass --fresh to start over") from None
+            return True
 
     def perceived(self) -> dict[str, VideoMeta]:
         return {row["video_id"]: VideoMeta.from_dict(row)
@@ -85,7 +101,7 @@ class RunFolder:
         return {vid: r for vid, r in self.results().items() if r.status != RETRY}
 
     def open_perception(self):
-        return (self.path / PERCEPTION).open("a", encoding="utf-8")
+        return appending(self.path / PERCEPTION, RESUME)
 
     def open_videos(self):
-        return (self.path / VIDEOS).open("a", encoding="utf-8")
+        return appending(self.path / VIDEOS, RESUME)

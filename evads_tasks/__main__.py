@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .core.write_failure import EXIT_WRITE_FAILED, WriteFailed, writing
 from .tasks import INCLUDE_PATH
 
 # Subcommands that are their packages' own CLIs, with the help line shown here.
@@ -159,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except WriteFailed as exc:  # report or compare could not write what it made
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
 
 
 EXIT_DRIFT = 4
@@ -234,9 +238,10 @@ def _compare(args: argparse.Namespace) -> int:
     comparison = compare_runs(a, b)
     text = format_comparison(a, b, comparison)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        text += _confusion_png(comparison, Path(args.out).with_suffix(".png"))
-        Path(args.out).write_text(text, encoding="utf-8")
+        with writing(args.out, "free space or pass another --out"):
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            text += _confusion_png(comparison, Path(args.out).with_suffix(".png"))
+            Path(args.out).write_text(text, encoding="utf-8")
         print(f"comparison written to {args.out}", file=sys.stderr)
     print(text)
     return 0

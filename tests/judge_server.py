@@ -17,6 +17,15 @@
   byte every ``trickle_s``), "close" (the connection closed without a reply), "echo" (a 500
   whose body echoes the request's Authorization header after ``echo_pad`` filler characters,
   an int or a function of the call index, so a test can put the key at any offset).
+  Hostile replies (issue 19): "gzip_corrupt" (a 200 whose gzip body is damaged),
+  "charset" (a 200 of good JSON declaring ``charset=x-unknown-8``), "surrogate" (a 200
+  whose JSON content holds a lone ``\\ud83d``), "gzip_bomb" (a 200 of ``bomb_mb`` MB of
+  zeros, gzip-compressed to about a thousandth), "huge" (a 200 whose content is ``huge_mb`` MB
+  of filler before the Answer line), "redirect_302"/"redirect_307" (to
+  ``http://judge.elsewhere.example/v1/chat/completions``), "model_echo" (a good 200 whose
+  ``model`` echoes the Authorization header and the credentials it carries) and
+  "escaped_echo" (a 500 echoing the same, and the request path, every character
+  JSON-escaped as ``\\uXXXX`` and every ``/`` as ``\\/``).
 - ``usage``: the reply's ``usage`` as a function of the call index and the reply text
   (``{"prompt_tokens": ..., "completion_tokens": ...}``; ``total_tokens`` is added), or None
   for zeros; ``served_model``: the reply's ``model``, a name or a function of the call index
@@ -35,14 +44,20 @@ share the client's interpreter lock): what the benchmarks time.
 
 from __future__ import annotations
 
+import base64
+import functools
+import gzip
 import json
 import multiprocessing
 import re
+import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from evads_tasks.core.judge.prompts import (
     SECTION_ANSWER,
@@ -53,7 +68,10 @@ from evads_tasks.core.judge.prompts import (
     read_sections,
 )
 
-FAULTS = ("timeout", "500", "429", "401", "garbage", "bad_json", "trickle", "close", "echo")
+FAULTS = ("timeout", "500", "429", "401", "garbage", "bad_json", "trickle", "close", "echo",
+          "gzip_corrupt", "charset", "surrogate", "gzip_bomb", "huge", "redirect_302",
+          "redirect_307", "model_echo", "escaped_echo")
+REDIRECT_TARGET = "http://judge.elsewhere.example/v1/chat/completions"
 GARBAGE_REPLY = "I think the answer is quite good overall, maybe."
 Policy = Callable[[list[dict[str, Any]]], str]
 FaultPlan = Sequence[str | None] | Callable[[int], str | None]
@@ -64,6 +82,29 @@ _KEY_TEXT = re.compile(r"[\W_]+", re.UNICODE)
 def _key_text(text: str) -> str:
     """Lower-case text without spaces or punctuation: what "contains" is checked on."""
     return _KEY_TEXT.sub("", text.lower())
+
+
+@functools.lru_cache(maxsize=2)
+def gzip_bomb(megabytes: int) -> bytes:
+    """``megabytes`` MB of zeros, gzip-compressed (about a thousandth of that on the wire)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
+    zeros = bytes(2**20)
+    return b"".join([*(compressor.compress(zeros) for _ in range(megabytes)),
+                     compressor.flush()])
+
+
+def credentials(authorization: str | None) -> str:
+    """The Authorization header, and the user:password a Basic one carries, as a hostile
+    server would echo them."""
+    text = f"Authorization: {authorization}"
+    if authorization and authorization.lower().startswith("basic "):
+        text += " = " + base64.b64decode(authorization.split(" ", 1)[1]).decode("utf-8")
+    return text
+
+
+def json_escaped(text: str) -> str:
+    """Every character as ``\\uXXXX`` and ``/`` as ``\\/``: JSON that still reads as ``text``."""
+    return "".join("\\/" if char == "/" else f"\\u{ord(char):04x}" for char in text)
 
 
 def fake_judge_policy(messages: list[dict[str, Any]]) -> str:
@@ -96,13 +137,6 @@ def fake_judge_policy(messages: list[dict[str, Any]]) -> str:
     return f"Loopback fake judge (not a real model): reference overlap checked.\nAnswer: {score}"
 
 
-class _Listener(ThreadingHTTPServer):
-    """Room for every client's connections at once (the default backlog of 5 refuses some
-    when two ranks open 16 each, which a real server would not)."""
-
-    request_queue_size = 128
-
-
 class JudgeServer:
     """Threaded loopback chat-completions server with a scripted policy and fault injection."""
 
@@ -111,7 +145,8 @@ class JudgeServer:
                  hang_s: float = 30.0, model: str = "loopback-fake-judge",
                  trickle_s: float = 0.2, echo_pad: int | Callable[[int], int] = 0,
                  usage: Callable[[int, str], dict[str, int]] | None = None,
-                 served_model: str | Callable[[int], str] | None = None) -> None:
+                 served_model: str | Callable[[int], str] | None = None,
+                 bomb_mb: int = 200, huge_mb: int = 5) -> None:
         for fault in faults if not callable(faults) else ():
             if fault is not None and fault not in FAULTS:
                 raise ValueError(f"unknown fault {fault!r}; use one of {FAULTS}")
@@ -119,6 +154,7 @@ class JudgeServer:
         self.retry_after, self.hang_s, self.model = retry_after, hang_s, model
         self.trickle_s, self.echo_pad = trickle_s, echo_pad
         self.usage, self.served_model = usage, served_model
+        self.bomb_mb, self.huge_mb = bomb_mb, huge_mb
         self.requests: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self._calls = 0
@@ -159,6 +195,7 @@ class JudgeServer:
 
             def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
                       content_type: str = "application/json") -> None:
+                """One reply; a Content-Type that names a charset is sent as given."""
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -173,7 +210,7 @@ class JudgeServer:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if not self.path.rstrip("/").endswith("/chat/completions"):
+                if not urlsplit(self.path).path.rstrip("/").endswith("/chat/completions"):
                     self._error(404, f"no route {self.path}")
                     return
                 try:
@@ -224,6 +261,31 @@ class JudgeServer:
                     echoed = f"Authorization: {self.headers.get('Authorization')}"
                     self._error(500, "x" * pad + echoed + " (request headers echoed)")
                     return
+                if fault in ("redirect_302", "redirect_307"):
+                    self._send(int(fault[-3:]), b"", {"Location": REDIRECT_TARGET})
+                    return
+                if fault == "escaped_echo":
+                    echoed = f"{credentials(self.headers.get('Authorization'))} on {self.path}"
+                    body = ('{"error": {"message": "' + json_escaped(echoed) +
+                            '", "code": 500}}').encode()
+                    self._send(500, body)
+                    return
+                if fault in ("gzip_corrupt", "gzip_bomb"):
+                    body = gzip_bomb(server.bomb_mb) if fault == "gzip_bomb" else \
+                        gzip.compress(json.dumps(_reply(index, "Answer: 1.0", "m")).encode())
+                    if fault == "gzip_corrupt":
+                        body = body[:12] + bytes(b ^ 0x5A for b in body[12:-8]) + body[-8:]
+                    self._send(200, body, {"Content-Encoding": "gzip"})
+                    return
+                if fault == "charset":
+                    body = json.dumps(_reply(index, "Answer: 1.0", "m")).encode()
+                    self._send(200, body, content_type="application/json; charset=x-unknown-8")
+                    return
+                if fault == "surrogate":
+                    body = json.dumps(_reply(index, "Answer: 1.0", "m")).replace(
+                        "Answer: 1.0", "Answer: 1.0 \\ud83d").encode()
+                    self._send(200, body)
+                    return
                 if fault == "trickle":
                     body = json.dumps({"choices": [{"message": {"content": "Answer: 1.0"}}]})
                     self.send_response(200)
@@ -241,23 +303,20 @@ class JudgeServer:
                     self.close_connection = True
                     return
                 text = GARBAGE_REPLY if fault == "garbage" else server.policy(messages)
+                if fault == "huge":
+                    text = "x" * (server.huge_mb * 2**20) + "\n" + text
                 usage = (server.usage(index, text) if server.usage is not None else
                          {"prompt_tokens": 0, "completion_tokens": 0})
                 usage = {**usage, "total_tokens": sum(usage.values())}
                 served = server.served_model
                 served = served(index) if callable(served) else served
-                reply = {
-                    "id": f"chatcmpl-loopback-{index}", "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": served or payload.get("model", server.model),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": usage,
-                }
+                if fault == "model_echo":
+                    served = credentials(self.headers.get("Authorization"))
+                reply = _reply(index, text, served or payload.get("model", server.model), usage)
                 self._send(200, json.dumps(reply, ensure_ascii=False).encode("utf-8"))
 
         self._stopping.clear()
-        self._httpd = _Listener(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
@@ -276,6 +335,28 @@ class JudgeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Says nothing when a client hangs up mid-reply (a client giving up on a gzip bomb or a
+    deadline): that is the point of those faults, not a server error. Has room for every
+    client's connections at once (the default backlog of 5 refuses some when two ranks open
+    16 each, which a real server would not)."""
+
+    request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def _reply(index: int, text: str, model: str, usage: dict | None = None) -> dict:
+    """A chat-completions reply body."""
+    return {"id": f"chatcmpl-loopback-{index}", "object": "chat.completion",
+            "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": text}}],
+            "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
 
 
 def _serve_in_child(make_policy: Callable[[], Policy] | None, latency_s: float,

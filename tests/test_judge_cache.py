@@ -84,7 +84,8 @@ def test_only_parsed_verdicts_are_cached(tmp_path: Path) -> None:
 
 def test_a_corrupt_cache_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / CACHE_FILE).write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(ValueError, match=f"{CACHE_FILE}: not a usable judge cache"):
+    with pytest.raises(ValueError, match=f"{CACHE_FILE}: the judge cache is damaged .*move "
+                       f"{CACHE_FILE} away"):
         JudgeCache(tmp_path)
 
 

@@ -86,17 +86,23 @@ def test_report_rows_per_task_dimension_overall_and_category():
     perception = summary["dimensions"]["Perception"]
     assert perception["evads_r5"] == pytest.approx(0.75)
     assert perception["evads_r2"] == pytest.approx(0.5)
-    reasoning = summary["dimensions"]["Cognition & Reasoning"]
-    # a task with no judged answer has no mean, so neither has its group (as in lmms-eval)
-    assert (reasoning["questions"], reasoning["judged"]) == (2, 1)
-    assert math.isnan(reasoning["evads_r5"])
-    overall = summary["dimensions"]["Overall"]
-    assert (overall["questions"], overall["judge_errors"]) == (4, 1)
-    assert math.isnan(overall["evads_r5"])
+    # no CI: no reasoning or overall row, never a mean over part of their tasks
+    assert set(summary["dimensions"]) == {"Perception"}
+    assert summary["missing"] == {"Cognition & Reasoning": ["CI"], "Overall": ["CI"]}
     assert summary["categories"]["Others"]["evads_r5"] == pytest.approx(0.5)
+    whole = summarize([*samples, _sample("CI", "Others", 0.25)])
+    reasoning = whole["dimensions"]["Cognition & Reasoning"]
+    # a task with no judged answer has no mean, so neither has its group (as in lmms-eval)
+    assert (reasoning["questions"], reasoning["judged"]) == (3, 2)
+    assert math.isnan(reasoning["evads_r5"])
+    overall = whole["dimensions"]["Overall"]
+    assert (overall["questions"], overall["judge_errors"]) == (5, 1)
+    assert math.isnan(overall["evads_r5"])
 
     text = format_report(_info({"model": "dummy", "model_args": "response=x", "limit": 2},
                                [samples[0].judge]), summary)
+    assert "- Overall: not given, the run lacks CI" in text
+    assert "| Overall |" not in text
     assert "| Others | 2 | 1 | 1 | 0.5000 |" in text
     assert "| RC Regulatory Compliance | 1 | 0 | 1 | n/a |" in text
     assert "not the paper's LLM judge" in text

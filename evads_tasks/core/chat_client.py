@@ -12,9 +12,17 @@ So a call
   ``retry_after_max_s``), 5xx and malformed bodies, up to ``max_attempts`` tries and within a
   total ``retry_budget_s`` (a wait that would pass the budget ends the call at once); each
   retry logs one WARNING line with the reason, the attempt and the wait;
-- fails at once on 401/403/other 4xx (a bad key, URL or model will not mend itself);
-- never lets the API key out: every reply, error body and message goes through
-  :func:`evads_tasks.core.redaction.redact` before it is cut, logged or returned.
+- fails at once on 401/403/other 4xx (a bad key, URL or model will not mend itself) and on a
+  redirect (naming the target host);
+- reads every reply as a hostile one (:mod:`evads_tasks.core.chat_replies`): a damaged or
+  oversized (also once inflated) body, an unknown charset or a lone surrogate is a failed
+  attempt, retried and counted like a 500, never an exception past the client; implausible
+  token counts are dropped;
+- never lets a secret out: the API key and what the base URL carries besides its address
+  (``user:password@``) are redacted, in any escaped form, from every reply, served model
+  name, error body and message before it is cut, logged or returned
+  (:func:`evads_tasks.core.redaction.redact`); a base URL with a query string (``?api_key=``)
+  is refused.
 """
 
 from __future__ import annotations
@@ -27,11 +35,20 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
 
-from .redaction import REDACTED, redact, redact_cut
+from .chat_replies import (
+    ACCEPT_ENCODING,
+    BadReply,
+    body_text,
+    checked_text,
+    read_body,
+    redirect_reason,
+    token_count,
+)
+from .redaction import REDACTED, redact, redact_cut, url_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +56,6 @@ DEFAULT_CONCURRENCY = 16
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_RETRY_BUDGET_S = 600.0
-# A reply body larger than this is not a chat completion (a judge reply is a few KB).
-MAX_BODY_BYTES = 16 * 2**20
 # How much of a failed body goes into a message, and into ChatError.raw (after redaction).
 MESSAGE_BODY_CHARS = 200
 RAW_BODY_CHARS = 4000
@@ -109,6 +124,20 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
+def refuse_query_string(base_url: str) -> None:
+    """ValueError for a base URL with a query string (``?api_key=...``): its values would be
+    spliced into the request path and echoed back by error pages. The message names the
+    parameters, never their values."""
+    query = urlsplit(base_url).query
+    if query:
+        names = ", ".join(dict.fromkeys(f"{name}={REDACTED}" for name, _ in
+                                        parse_qsl(query, keep_blank_values=True))) or "?"
+        raise ValueError(f"chat base URL {public_url(base_url)!r} carries a query string "
+                         f"({names}): refused, since its values would go into the request "
+                         f"path and come back in error pages and logs; give the key as the "
+                         f"API key (its environment variable), not in the URL")
+
+
 def public_url(base_url: str) -> str:
     """The base URL as scheme://host[:port]/path: no user:password, query or default port.
 
@@ -121,10 +150,6 @@ def public_url(base_url: str) -> str:
     if parts.port and parts.port != _DEFAULT_PORTS.get(scheme):
         netloc += f":{parts.port}"
     return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
-
-
-def _optional_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class ChatClient:
@@ -141,6 +166,7 @@ class ChatClient:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"chat base URL must be http(s)://host[:port]/path, "
                              f"got {public_url(base_url)!r}")
+        refuse_query_string(base_url)
         if not model.strip():
             raise ValueError("chat model name is empty")
         if min(concurrency, max_attempts) < 1:
@@ -155,11 +181,12 @@ class ChatClient:
         self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
         self.retry_after_max_s = retry_after_max_s
         self._api_key = api_key or None
-        self._secrets = (self._api_key,) if self._api_key else ()
+        self._secrets = (*((self._api_key,) if self._api_key else ()), *url_secrets(base_url))
         self._semaphore = threading.BoundedSemaphore(concurrency)
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        headers["Accept-Encoding"] = ACCEPT_ENCODING  # what read_body inflates under its cap
         # Twice the semaphore: a call given up at its deadline may hold its connection a
         # little longer, and must not make the next call wait for the pool.
         self._client = httpx.Client(
@@ -243,13 +270,19 @@ class ChatClient:
                          attempts=attempts)
 
     def _reply(self, data: dict, attempts: int) -> ChatReply:
+        """The reply as callers see it: content and served model redacted, token counts
+        only when plausible (an implausible one is logged and dropped, never priced)."""
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        counts = {name: token_count(usage.get(name))
+                  for name in ("prompt_tokens", "completion_tokens")}
+        if dropped := {name: usage[name] for name, count in counts.items()
+                       if count is None and usage.get(name) is not None}:
+            logger.warning("%s: implausible token usage %s dropped (not counted or priced)",
+                           self.name, self.redact(repr(dropped))[:200])
         model = data.get("model")
         return ChatReply(content=self.redact(data["choices"][0]["message"]["content"]),
-                         prompt_tokens=_optional_int(usage.get("prompt_tokens")),
-                         completion_tokens=_optional_int(usage.get("completion_tokens")),
-                         served_model=model if isinstance(model, str) else None,
-                         attempts=attempts)
+                         served_model=self.redact(model) if isinstance(model, str) else None,
+                         attempts=attempts, **counts)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         with self._rng_lock:
@@ -289,22 +322,20 @@ class ChatClient:
     def _post(self, body: dict, deadline: float) -> dict:
         """The HTTP exchange: the parsed body of a good reply, or _Retryable/_Fatal."""
         timeout = httpx.Timeout(max(deadline - time.monotonic(), 0.001))
+        status = None
         try:
             with self._client.stream("POST", f"{self.base_url}/chat/completions", json=body,
                                      timeout=timeout) as response:
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if time.monotonic() > deadline:
-                        raise _Retryable(f"timeout: reply still arriving after "
-                                         f"{self.timeout_s:g}s")
-                    if size > MAX_BODY_BYTES:
-                        raise _Retryable(f"reply body over {MAX_BODY_BYTES} bytes")
-                    chunks.append(chunk)
                 status = response.status_code
+                if 300 <= status < 400:
+                    raise _Fatal(self.redact(redirect_reason(
+                        status, response.headers.get("location"))), status=status)
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
-                text = b"".join(chunks).decode(response.charset_encoding or "utf-8",
-                                               errors="replace")
+                text = body_text(read_body(response.iter_raw(),
+                                           response.headers.get("content-encoding"), deadline,
+                                           self.timeout_s), response.charset_encoding)
+        except BadReply as error:
+            raise _Retryable(self.redact(str(error)), status=status) from None
         except httpx.TimeoutException as error:
             raise _Retryable(f"timeout ({type(error).__name__})") from error
         except httpx.TransportError as error:
@@ -330,4 +361,10 @@ class ChatClient:
             raise _Retryable(f"reply content is not text: "
                              f"{redact_cut(repr(content), MESSAGE_BODY_CHARS, self._secrets)}",
                              raw, status=status)
+        try:
+            checked_text(content, "content")
+            if isinstance(data.get("model"), str):
+                checked_text(data["model"], "model")
+        except BadReply as error:
+            raise _Retryable(str(error), raw, status=status) from None
         return data

@@ -31,7 +31,17 @@ from evads_tasks.core.statistics import (
 )
 from evads_tasks.tasks.metrics import METRIC_LABELS, METRICS
 
-from .report import fmt, fmt_interval, protocol_lines, summarize, task_label
+from .report import (
+    GROUPS,
+    VERDICT_LINE_COLUMN,
+    fmt,
+    fmt_interval,
+    missing_lines,
+    protocol_lines,
+    summarize,
+    task_label,
+    verdict_line_notes,
+)
 from .scored_runs import ScoredRun, ScoredSample
 
 Pair = tuple[ScoredSample, ScoredSample]
@@ -124,9 +134,10 @@ def paired_comparison(run_a: ScoredRun, run_b: ScoredRun, *,
     :class:`~evads_tasks.core.statistics.PairedDifference` (means, difference, paired
     bootstrap 95% interval resampling videos, sign-flip p-value over videos, relative gain).
 
-    Rows with no question judged in both runs are left out. Dimension and overall rows pool
-    their questions (a paired difference needs no task weights: both runs answer the same
-    questions)."""
+    Rows with no question judged in both runs are left out, and so is a dimension or the
+    overall row when one of its tasks is (never a difference over part of its tasks).
+    Dimension and overall rows pool their questions (a paired difference needs no task
+    weights: both runs answer the same questions)."""
     pairs = [(x, y) for x, y in pair_samples(run_a.samples, run_b.samples).pairs
              if x.score is not None and y.score is not None]
     rows: dict[str, list[Pair]] = defaultdict(list)
@@ -136,9 +147,10 @@ def paired_comparison(run_a: ScoredRun, run_b: ScoredRun, *,
             rows[row].append(pair)
     order = [*TASK_CODES, *dict.fromkeys(TASKS[code].dimension for code in TASK_CODES),
              OVERALL]
+    present = {code for code in TASK_CODES if rows.get(code)}
     return {row: {label: _paired(rows[row], metric, iterations, seed)
                   for metric, label in METRIC_LABELS.items()}
-            for row in order if rows.get(row)}
+            for row in order if rows.get(row) and set(GROUPS.get(row, (row,))) <= present}
 
 
 def _paired(pairs: Sequence[Pair], metric: str, iterations: int,
@@ -166,8 +178,9 @@ def compare_runs(a: ScoredRun, b: ScoredRun) -> dict:
 def _means_table(rows_a: dict[str, dict], rows_b: dict[str, dict], names: dict[str, str]
                  ) -> list[str]:
     header = " | ".join(f"{label} A | {label} B | Δ" for label in METRIC_LABELS.values())
-    lines = [f"| row | judged A | judged B | errors A | errors B | {header} |",
-             "|---|" + "---:|" * (4 + 3 * len(METRIC_LABELS))]
+    lines = [f"| row | judged A | judged B | errors A | errors B | {header} | "
+             f"{VERDICT_LINE_COLUMN} A | {VERDICT_LINE_COLUMN} B |",
+             "|---|" + "---:|" * (6 + 3 * len(METRIC_LABELS))]
     for key, name in names.items():
         row_a, row_b = rows_a.get(key), rows_b.get(key)
         if row_a is None or row_b is None:
@@ -179,7 +192,8 @@ def _means_table(rows_a: dict[str, dict], rows_b: dict[str, dict], names: dict[s
                       fmt_interval(y, row_b["intervals"][metric]),
                       "n/a" if math.isnan(x) or math.isnan(y) else f"{y - x:+.4f}"]
         lines.append(f"| {name} | {row_a['judged']} | {row_b['judged']} | "
-                     f"{row_a['judge_errors']} | {row_b['judge_errors']} | {' | '.join(cells)} |")
+                     f"{row_a['judge_errors']} | {row_b['judge_errors']} | {' | '.join(cells)} | "
+                     f"{row_a['verdict_lines']} | {row_b['verdict_lines']} |")
     return lines
 
 
@@ -243,7 +257,9 @@ def format_comparison(a: ScoredRun, b: ScoredRun, comparison: dict) -> str:
                   f"- model: {run.info.get('model')}",
                   "- random model: " + ("unknown" if random_model is None else
                                         "yes" if random_model else "no"),
-                  *protocol_lines(run.info), ""]
+                  *protocol_lines(run.info),
+                  *verdict_line_notes(comparison[name.lower()], run.info.get("protocol")),
+                  *missing_lines(comparison[name.lower()]["missing"]), ""]
     lines += ["## Paired comparison: B - A on the questions judged in both runs", "",
               f"- per task, dimension and overall: the difference of the means over the "
               f"questions both runs judged, its 95% interval from a paired bootstrap that "

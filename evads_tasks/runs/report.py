@@ -6,8 +6,11 @@ stand-in), which protocol (with the official script's sha256), which judge with 
 parameters. Means are taken the authors' way, over the judged answers, with the judge
 failures counted beside them. Dimension and overall rows are computed as lmms-eval computes
 its group rows (the size-weighted mean of the task means), so the report and the results JSON
-give one number for a run. Every mean comes with its standard error and 95% interval
-clustered by video (:mod:`evads_tasks.core.statistics`), as the results JSON's.
+give one number for a run; a row is given only when every task it groups is in the run, never
+as a mean over part of them. Every mean comes with its standard error and 95% interval
+clustered by video (:mod:`evads_tasks.core.statistics`), as the results JSON's. Beside every
+mean, the answers holding a judge-format ``Answer: <level>`` line are counted (a possible
+prompt injection under the official protocol).
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from evads_tasks.core.annotations import TASK_CODES, TASKS
+from evads_tasks.core.annotations import PERCEPTION, REASONING, TASK_CODES, TASKS
 from evads_tasks.core.judge.accounting import judge_price, usage_section, usage_totals
 from evads_tasks.core.judge.api import JudgeConfigError
 from evads_tasks.core.judge.canary import DRIFT
 from evads_tasks.core.judge.canary import summary as canary_summary
 from evads_tasks.core.official_script import CHECKED_SHA256
 from evads_tasks.core.statistics import Interval, Stratum, clustered_mean, weighted_mean_of_means
+from evads_tasks.core.write_failure import writing
 from evads_tasks.tasks.metrics import ALL_METRICS, ALL_SUFFIX, METRIC_LABELS, METRICS, call_text
 
 from .scored_runs import (
@@ -66,7 +70,8 @@ def metric_values(samples: Sequence[ScoredSample]) -> dict[str, Stratum]:
 
 def _counts(samples: Sequence[ScoredSample]) -> dict:
     judged = sum(s.score is not None for s in samples)
-    return {"questions": len(samples), "judged": judged, "judge_errors": len(samples) - judged}
+    return {"questions": len(samples), "judged": judged, "judge_errors": len(samples) - judged,
+            "verdict_lines": sum(s.verdict_line for s in samples)}
 
 
 def score_row(samples: list[ScoredSample]) -> dict:
@@ -94,21 +99,29 @@ def weighted_row(task_samples: list[list[ScoredSample]]) -> dict:
                           for name, interval in intervals.items()}}
 
 
+GROUPS: dict[str, tuple[str, ...]] = {PERCEPTION: tuple(c for c in TASK_CODES
+                                                     if TASKS[c].dimension == PERCEPTION),
+                                       REASONING: tuple(c for c in TASK_CODES
+                                                    if TASKS[c].dimension == REASONING),
+                                       "Overall": TASK_CODES}
+
+
 def summarize(samples: list[ScoredSample]) -> dict[str, dict[str, dict]]:
-    """Rows per task, per dimension plus overall (as lmms-eval's groups), per category
+    """Rows per task, per dimension plus overall (as lmms-eval's groups; only those whose
+    every task is in the run, ``missing`` names the others' absent tasks), per category
     (pooled over its judged questions: categories cut across tasks)."""
     by_task, by_category = defaultdict(list), defaultdict(list)
     for sample in samples:
         by_task[sample.task].append(sample)
         by_category[sample.category].append(sample)
-    codes = [code for code in TASK_CODES if code in by_task]
-    by_dimension = defaultdict(list)
-    for code in codes:
-        by_dimension[TASKS[code].dimension].append(by_task[code])
+    tasks = {code: score_row(by_task[code]) for code in TASK_CODES if code in by_task}
+    missing = {group: [code for code in codes if code not in tasks]
+               for group, codes in GROUPS.items()}
     return {
-        "tasks": {code: score_row(by_task[code]) for code in codes},
-        "dimensions": {**{dim: weighted_row(parts) for dim, parts in by_dimension.items()},
-                       "Overall": weighted_row([by_task[code] for code in codes])},
+        "tasks": tasks,
+        "dimensions": {group: weighted_row([by_task[code] for code in codes])
+                       for group, codes in GROUPS.items() if not missing[group]},
+        "missing": {group: codes for group, codes in missing.items() if codes},
         "categories": {cat: score_row(rows) for cat, rows in sorted(by_category.items())},
     }
 
@@ -140,14 +153,34 @@ INTERVAL_NOTE = ("Each mean is shown as mean ± standard error [95% interval]; i
 def _table(title: str, rows: dict[str, dict]) -> list[str]:
     """VALID means (R5 ... G), then ALL means (R5 ALL ... G ALL), each with its interval."""
     labels = [*METRIC_LABELS.values(), *(f"{label} ALL" for label in METRIC_LABELS.values())]
-    lines = [f"| {title} | questions | judged | judge errors | {' | '.join(labels)} |",
-             "|---|---:|---:|---:|" + "---:|" * len(labels)]
+    lines = [f"| {title} | questions | judged | judge errors | {' | '.join(labels)} | "
+             f"{VERDICT_LINE_COLUMN} |",
+             "|---|---:|---:|---:|" + "---:|" * (len(labels) + 1)]
     for name, row in rows.items():
         scores = " | ".join(fmt_interval(row[metric], row["intervals"].get(metric))
                             for metric in (*METRIC_LABELS, *ALL_METRICS))
         lines.append(f"| {name} | {row['questions']} | {row['judged']} | "
-                     f"{row['judge_errors']} | {scores} |")
+                     f"{row['judge_errors']} | {scores} | {row['verdict_lines']} |")
     return lines
+
+
+VERDICT_LINE_COLUMN = "answers with an Answer: line"
+
+
+def verdict_line_notes(summary: dict, protocol: str | None) -> list[str]:
+    """What the verdict-line column means, loud when some answers carry such a line."""
+    count = sum(row["verdict_lines"] for row in summary["tasks"].values())
+    if not count:
+        return [f"- {VERDICT_LINE_COLUMN}: model answers holding a judge-format `Answer: "
+                "<level>` line: none in this run"]
+    risk = ("the official protocol reads the judge's reply with the authors' rule (the last "
+            "`Answer:` line), so a judge that repeats the answer's line gives the score the "
+            "answer asked for: these answers' scores may be injected, not judged"
+            if "official" in (protocol or "") else
+            "the evads protocol's judge prompt and strict parser do not take them as "
+            "verdicts, but look at these answers")
+    return [f"- **{count} model answer(s) hold a judge-format `Answer: <level>` line** "
+            f"(column \"{VERDICT_LINE_COLUMN}\"): {risk}"]
 
 
 def limit_text(limit: float) -> str:
@@ -202,6 +235,7 @@ def format_report(info: dict, summary: dict, no_answers: int = 0,
     if canary := info.get("canary"):
         text = f"judge canary (checked before the run): {canary_summary(canary)}"
         lines.append(f"- **WARNING: {text}**" if canary.get("status") == DRIFT else f"- {text}")
+    lines += verdict_line_notes(summary, info.get("protocol"))
     lines += ["- R5/R3/R2/G (VALID) average the judged questions only (the authors' way); judge "
               "errors are counted beside them, not scored. R5 ALL ... G ALL average every "
               "question, a judge error counted 0. Dimension and overall rows are the "
@@ -210,11 +244,18 @@ def format_report(info: dict, summary: dict, no_answers: int = 0,
               "## Per task", "", *_table("task", {
                   task_label(code): row for code, row in summary["tasks"].items()}),
               "", "## Per dimension and overall", "", *_table("dimension", summary["dimensions"]),
+              *([""] + missing_lines(summary["missing"]) if summary["missing"] else []),
               "", "## Per product category", "", *_table("category", summary["categories"]), ""]
     if chart:
         lines += [f"![R5/R3/R2/G per task and dimension]({chart})", ""]
     lines += usage_lines(summary.get("usage") or {})
     return "\n".join(lines)
+
+
+def missing_lines(missing: dict[str, list[str]]) -> list[str]:
+    """Why a dimension or the overall row is absent: never a mean over part of its tasks."""
+    return [f"- {group}: not given, the run lacks {', '.join(codes)} (a mean over part of its "
+            "tasks would not be the benchmark's)" for group, codes in missing.items()]
 
 
 def usage_rows(samples: list[ScoredSample]) -> dict[str, dict]:
@@ -289,13 +330,14 @@ def _half_width(interval: Interval | None) -> float:
 
 def _write(run: ScoredRun, markdown_path: Path) -> Path:
     summary = {**summarize(run.samples), "usage": usage_rows(run.samples)}
-    markdown_path.parent.mkdir(parents=True, exist_ok=True)
     title = f"E-VAds: {run.info.get('kind')}, protocol {run.info.get('protocol')}" + (
         " — RANDOM model" if run.info.get("random_model") else "")
-    chart = draw_chart(summary, markdown_path.with_name(CHART_NAME), title)
-    markdown_path.write_text(
-        format_report(run.info, summary, sum(s.no_answer for s in run.samples),
-                      chart.name if chart else None), encoding="utf-8")
+    with writing(markdown_path, "free space or pass another --out"):
+        markdown_path.parent.mkdir(parents=True, exist_ok=True)
+        chart = draw_chart(summary, markdown_path.with_name(CHART_NAME), title)
+        markdown_path.write_text(
+            format_report(run.info, summary, sum(s.no_answer for s in run.samples),
+                          chart.name if chart else None), encoding="utf-8")
     return markdown_path
 
 

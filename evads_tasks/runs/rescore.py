@@ -66,6 +66,7 @@ from evads_tasks.tasks.metrics import (
     JUDGE_METRIC,
     RUN_METRIC,
     USAGE_METRIC,
+    VERDICT_LINE_METRIC,
     count_excluded,
     interval_cells,
     run_settings,
@@ -84,6 +85,7 @@ from .scored_runs import (
     logged_task,
     model_info,
     read_results,
+    refuse_duplicates,
     scored_samples,
 )
 
@@ -91,7 +93,7 @@ PROGRESS_FILE = "rescore_progress.jsonl"
 NO_MODEL = "no model is loaded: the logged predictions are judged again"
 # The values process_results returns: replaced in a rescored sample, the rest is kept.
 _METRIC_KEYS = (*INTERVAL_METRICS, JUDGE_METRIC, EXCLUDED_METRIC, RUN_METRIC,
-                USAGE_METRIC)
+                USAGE_METRIC, VERDICT_LINE_METRIC)
 # The columns of the authors' final_results rows a rescore needs.
 AUTHORS_INPUTS = ("ques_id", "ques_categories", "question", "answer", "prediction",
                   "evidence", "asr_ocr_meta")
@@ -159,7 +161,7 @@ def _authors_source(path: Path) -> Source:
 def _run_source(path: Path, annotations: str | None) -> Source:
     results_path, sample_paths = find_run(path)
     results = read_results(results_path)
-    predictions, prompts, lacking, predicted_only = [], set(), [], {}
+    predictions, prompts, lacking, places, predicted_only = [], set(), [], [], {}
     conditions = list(dict.fromkeys(log_condition(p) for p in sample_paths))
     if len(conditions) > 1:
         raise ValueError(f"{results_path} holds the tasks of {len(conditions)} modality "
@@ -173,6 +175,7 @@ def _run_source(path: Path, annotations: str | None) -> Source:
                 continue
             prediction = _logged_prediction(logged, name, where)
             predictions.append(prediction)
+            places.append((prediction.doc["question_id"], where))
             prompts.add((prediction.logged.get(RUN_METRIC) or {}).get("prompt"))
             if "question" not in prediction.doc:
                 lacking.append(prediction)
@@ -180,6 +183,7 @@ def _run_source(path: Path, annotations: str | None) -> Source:
         predictions += _from_predictions(predicted_only, annotations, results_path)
     if not predictions:
         raise ValueError(f"the sample logs beside {results_path} are empty")
+    refuse_duplicates(places)
     if lacking:
         predictions = _with_annotations(predictions, annotations, results_path)
     facts = results.get(RUN_FACTS_KEY) if isinstance(results.get(RUN_FACTS_KEY), dict) else {}
@@ -370,6 +374,19 @@ def progress_header(source: Source, judge: Judge, protocol: JudgeProtocol) -> di
         "official_script_sha256": script.sha256 if script is not None else None}))
 
 
+def progress_started(path: Path) -> bool:
+    """Whether a progress file holds a whole header line (a write cut on a full disk may
+    have left it empty or cut: then nothing was judged yet, and it is started anew)."""
+    if not path.exists():
+        return False
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        first = handle.readline()
+    try:
+        return first.endswith("\n") and "header" in json.loads(first)
+    except ValueError:
+        return False
+
+
 class Progress:
     """The output folder's progress file: a header line, then one line per verdict."""
 
@@ -377,7 +394,7 @@ class Progress:
         self.path = out / PROGRESS_FILE
         self._lock = threading.Lock()
         self.entries: dict[str, dict] = {}
-        if self.path.exists() and not fresh:
+        if progress_started(self.path) and not fresh:
             self._read(header)
         else:
             out.mkdir(parents=True, exist_ok=True)
@@ -532,6 +549,7 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
         results[task_of(source.condition, code)] = {
             "alias": (source_rows.get(task_of(source.condition, code)) or {}).get("alias", code),
             **_metric_cells(row), "judge_errors,none": row["judge_errors"],
+            f"{VERDICT_LINE_METRIC},none": row["verdict_lines"],
             "excluded_questions,none": excluded[code], "evads_run,none": runs[code],
             "judge_usage,none": priced(usages[code], price)}
     groups = {}
@@ -544,6 +562,7 @@ def _write_run(source: Source, out: Path, entries: list[dict], facts: dict,
                 "alias": (source_rows.get(group) or {}).get("alias", group),
                 **_metric_cells(weighted_row([by_task[c] for c in present])),
                 "judge_errors,none": sum(rows[c]["judge_errors"] for c in present),
+                f"{VERDICT_LINE_METRIC},none": sum(rows[c]["verdict_lines"] for c in present),
                 "excluded_questions,none": sum(excluded[c] for c in present),
                 "evads_run,none": same_over_tasks([runs[c] for c in present], []),
                 "judge_usage,none": priced(merge_totals([usages[c] for c in present]), price)}
@@ -583,9 +602,11 @@ def summary_lines(outcome: Outcome, price: Price | None) -> list[str]:
 
 
 def main(args) -> int:
-    """The command (``python -m evads_tasks rescore``): 0; 2 on a usage or input error; 3
-    when the judge failed on more answers than ``$EVADS_MAX_JUDGE_ERROR_RATE`` allows (the
-    results are written all the same)."""
+    """The command (``python -m evads_tasks rescore``): 0; 1 when an output or the judge
+    cache could not be written (a full disk: every verdict already in the progress file is
+    kept, rerun to resume); 2 on a usage or input error; 3 when the judge failed on more
+    answers than ``$EVADS_MAX_JUDGE_ERROR_RATE`` allows (the results are written all the
+    same)."""
     import sys
 
     from evads_tasks.core.judge.api import JudgeConfigError
@@ -594,6 +615,7 @@ def main(args) -> int:
     from evads_tasks.core.judge.error_rate import EXIT_JUDGE_ERRORS
     from evads_tasks.core.judge.accounting import judge_price
     from evads_tasks.tasks.utils import judge_canary
+    from evads_tasks.core.write_failure import EXIT_WRITE_FAILED, WriteFailed, writing
 
     apply_protocol_flag(args.protocol)
     try:
@@ -610,7 +632,7 @@ def main(args) -> int:
               file=sys.stderr)
         if args.dry_run:
             state = out / PROGRESS_FILE
-            done = [] if args.fresh or not state.exists() else Progress(
+            done = [] if args.fresh or not progress_started(state) else Progress(
                 out, progress_header(source, judge, protocol)).done()
             print(format_plan(plan(source, judge, protocol, done), judge, price))
             return 0
@@ -620,13 +642,20 @@ def main(args) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         print(f"judge canary: {canary_summary(canary)}", file=sys.stderr)
-        outcome = rescore(source, out, judge, protocol, fresh=args.fresh, price=price)
+        try:
+            with writing(out, f"every verdict already in {out / PROGRESS_FILE} is kept: free "
+                              "space and rerun the same command to resume"):
+                outcome = rescore(source, out, judge, protocol, fresh=args.fresh, price=price)
+        except WriteFailed as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_WRITE_FAILED
     finally:
+        problem = getattr(judge, "problem", None)
         close = getattr(judge, "close", None)
         if close is not None:
             close()
     print("\n".join(summary_lines(outcome, price)))
-    if outcome.failure:
-        print(f"error: {outcome.failure}", file=sys.stderr)
-        return EXIT_JUDGE_ERRORS
-    return 0
+    failures = [line for line in (outcome.failure, problem) if line]
+    for line in failures:
+        print(f"error: {line}", file=sys.stderr)
+    return EXIT_WRITE_FAILED if problem else EXIT_JUDGE_ERRORS if failures else 0

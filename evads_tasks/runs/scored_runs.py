@@ -11,6 +11,10 @@ report and ``compare`` treat them alike:
   answered question with ``ques_id``, ``ques_categories``, ``goods_category`` and
   ``score_R5``/``score_R3``/``score_R2`` (empty when their judge failed: kept, not scored),
   and ``video_id``, what intervals cluster by.
+
+A run is read whole or not at all: a results JSON naming a task whose sample log is missing,
+empty or cut short (a full disk) is refused (:func:`run_file_problems`), so no report or
+comparison averages a subset of its tasks; so is a question id that appears twice.
 """
 
 from __future__ import annotations
@@ -25,10 +29,21 @@ from pathlib import Path
 from typing import NamedTuple
 
 from evads_tasks.core.annotations import TASK_CODES, TASKS, canonical_category, task_code
+from evads_tasks.core.annotations.errors import first_duplicate
+from evads_tasks.core.judge.parsing import has_verdict_line
 from evads_tasks.core.judge.protocols import EVADS, OFFICIAL
+from evads_tasks.core.responses import authors_judged_text
 from evads_tasks.tasks.ablation import FULL, condition
 from evads_tasks.tasks.conditions import condition_of_task
+from evads_tasks.tasks.metrics import (
+    JUDGE_METRIC,
+    RUN_METRIC,
+    USAGE_METRIC,
+    VERDICT_LINE_KEY,
+    excluded_per_task,
+)
 from evads_tasks.core.scoring import r2, r3, r5
+from evads_tasks.core.write_failure import write_failure
 from evads_tasks.sample.tiny_model import is_tiny_random, looks_tiny_random
 from evads_tasks.tasks.metrics import JUDGE_METRIC, RUN_METRIC, USAGE_METRIC, excluded_per_task
 
@@ -54,6 +69,7 @@ class ScoredSample:
     usage: dict | None = None  # the verdict's tokens, calls, served model (judge_usage)
     video_id: str | None = None  # None where the source names no video
     condition: str = FULL.name  # the modality condition its task ran under (tasks.ablation)
+    verdict_line: bool = False  # the model's answer holds a judge-format "Answer: <level>"
 
     @property
     def cluster(self) -> str:
@@ -98,7 +114,54 @@ def find_run(results_dir: str | Path, since: float | None = None) -> tuple[Path,
         raise FileNotFoundError(
             f"no E-VAds sample logs ({date_id}_samples_evads_*.jsonl) beside {results}: "
             f"run lmms-eval with --log_samples")
+    if problems := run_file_problems(results):
+        raise ValueError(f"the run of {results} is incomplete, so it is not read (no mean "
+                         f"over part of its tasks): {'; '.join(problems)}. Rerun it (was its "
+                         "disk full?)")
     return results, samples
+
+
+def run_file_problems(results_path: Path, samples: bool = True) -> list[str]:
+    """What is wrong with the files of the run whose results JSON is ``results_path``: it
+    must be whole JSON, with no ``.partial`` file left beside it, and (``samples``: the run
+    logged them) each E-VAds task it counts samples of (``n-samples``) must have its sample
+    log, one complete JSON line per sample. Empty when whole."""
+    problems = []
+    partial = results_path.with_name(results_path.name + ".partial")
+    if partial.exists():
+        problems.append(f"{partial} was left half-written")
+    try:
+        results = read_results(results_path)
+    except (OSError, ValueError) as error:
+        return [*problems, str(error)]
+    date_id = results_path.name.removesuffix("_results.json")
+    counts = results.get("n-samples") if isinstance(results.get("n-samples"), dict) else {}
+    counts = counts if samples else {}
+    for task, count in sorted(counts.items()):
+        if not task.startswith("evads") or not isinstance(count, dict):
+            continue
+        want = count.get("effective", count.get("original"))
+        log = results_path.with_name(f"{date_id}_samples_{task}.jsonl")
+        have = _complete_lines(log)
+        if have is None:
+            problems.append(f"{log.name} is missing ({task}: {want} samples)")
+        elif have != want:
+            problems.append(f"{log.name} holds {have} complete sample(s) of {want} ({task})")
+    return problems
+
+
+def _complete_lines(path: Path) -> int | None:
+    """Lines of ``path`` that are whole JSON (a cut last line is not); None when absent."""
+    if not path.is_file():
+        return None
+    whole = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            try:
+                whole += line.endswith(b"\n") and isinstance(json.loads(line), dict)
+            except ValueError:
+                continue
+    return whole
 
 
 def logged_samples(path: Path) -> Iterator[tuple[object, str]]:
@@ -144,13 +207,23 @@ def scored_samples(logged: Iterable[tuple[object, str]], condition: str = FULL.n
                    ) -> tuple[list[ScoredSample], list[dict]]:
     """:func:`read_samples` of samples already parsed, each with where it is, all run under
     ``condition``."""
-    samples, settings = [], {}
+    samples, settings, places = [], {}, []
     for sample, where in logged:
         scored, run = _scored_sample(sample, where, condition)
         samples.append(scored)
+        places.append((scored.question_id, where))
         if run is not None:
             settings.setdefault(json.dumps(run, sort_keys=True), run)
+    refuse_duplicates(places)
     return samples, list(settings.values())
+
+
+def refuse_duplicates(ids: Iterable[tuple[str, str]]) -> None:
+    """ValueError naming both places when a question id of ``(id, where)`` comes twice."""
+    if repeated := first_duplicate(ids):
+        question_id, first, again = repeated
+        raise ValueError(f"question id {question_id!r} appears twice: {first} and {again}; "
+                         "every question needs its own id")
 
 
 def _score(value: object, protocol: str, where: str) -> float | None:
@@ -180,13 +253,17 @@ def _scored_sample(logged: object, where: str,
     run = run if isinstance(run, dict) else None
     protocol = record.get("protocol") or (run or {}).get("protocol") or EVADS
     score = _score(record["judge_score"], protocol, f"{where}: judge_score")
+    verdict_line = record.get(VERDICT_LINE_KEY)
+    if verdict_line is None:  # logged before evads recorded it
+        verdict_line = has_verdict_line(str(record.get("judged_answer") or ""))
     return ScoredSample(question_id=str(record["question_id"]), task=record["task"],
                         category=record.get("category") or "unknown", score=score,
                         judge=record.get("judge") or "unknown",
                         no_answer=bool(record.get("no_answer")), protocol=protocol,
                         usage=logged.get(USAGE_METRIC) if isinstance(
                             logged.get(USAGE_METRIC), dict) else None,
-                        video_id=_video_id(record.get("video_id")), condition=condition), run
+                        video_id=_video_id(record.get("video_id")), condition=condition,
+                        verdict_line=bool(verdict_line)), run
 
 
 def _video_id(value: object) -> str | None:
@@ -299,7 +376,8 @@ class AuthorsRow(NamedTuple):
 def authors_rows(path: str | Path, columns: Sequence[str], needed_by: str) -> list[AuthorsRow]:
     """The rows of the authors' ``final_results.csv`` / ``.json`` with their task codes.
     ValueError when there are none, when the first lacks one of ``columns`` (what
-    ``needed_by`` needs) or a row's ``ques_categories`` names no task."""
+    ``needed_by`` needs), a row's ``ques_categories`` names no task or a ``ques_id`` comes
+    twice."""
     path = Path(path)
     rows = _read_authors_file(path)
     if not rows:
@@ -318,6 +396,7 @@ def authors_rows(path: str | Path, columns: Sequence[str], needed_by: str) -> li
         except KeyError as exc:
             raise ValueError(f"{where}: ques_categories: {exc.args[0]}") from None
         table.append(AuthorsRow(row, task, where))
+    refuse_duplicates((str(row["ques_id"]), where) for row, _, where in table)
     return table
 
 
@@ -358,11 +437,14 @@ def read_official_results(path: str | Path) -> list[ScoredSample]:
             if theirs is not None and (score is None or theirs != metric(score, strict=False)):
                 raise ValueError(f"{where}: {column} {theirs} is not what score_R5 {score} "
                                  f"gives ({metric.__name__.upper()})")
+        prediction = row.get("prediction")
         samples.append(ScoredSample(
             question_id=str(row["ques_id"]), task=task,
             category=canonical_category(str(row.get("goods_category") or "")) or "unknown",
             score=score, judge="the authors' judge (not recorded in their output)",
-            protocol=OFFICIAL, video_id=_video_id(row.get("video_id"))))
+            protocol=OFFICIAL, video_id=_video_id(row.get("video_id")),
+            verdict_line=isinstance(prediction, str) and has_verdict_line(
+                authors_judged_text(prediction))))
     return samples
 
 

@@ -11,7 +11,9 @@ each logged sample carries it and the results JSON reports it once per task and 
 Beside each of those VALID means (over the judged answers: the authors' way) a task reports
 the ALL mean (``evads_r5_all``, ...: a failed judgement counts 0, as other toolkits report
 it), and ``judge_usage``: the judge's calls, tokens, cost and served model(s)
-(:mod:`evads_tasks.core.judge.accounting`).
+(:mod:`evads_tasks.core.judge.accounting`), and ``verdict_line_answers``: how many model
+answers carry a judge-format ``Answer: <level>`` line (under the official protocol the
+authors' parse may read such a line as the judge's verdict: a prompt injection).
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ INTERVAL_METRICS = (*METRICS, *ALL_METRICS)
 VIDEO_KEY = "video_id"
 STDERR_SUFFIXES = ("_stderr", "_stderr_clustered")
 CI_SUFFIX = "_ci95"
+# Model answers holding a judge-format line (core.judge.parsing.has_verdict_line); the judge
+# record carries the flag, this metric counts them per task.
+VERDICT_LINE_METRIC = "verdict_line_answers"
+VERDICT_LINE_KEY = "verdict_line"
 
 
 def sample_metrics(score: float | None, judge_record: Mapping, ids: Mapping,
@@ -76,6 +82,8 @@ def sample_metrics(score: float | None, judge_record: Mapping, ids: Mapping,
     if usage is not None:
         values[USAGE_METRIC] = {**ids, **usage}
     values[JUDGE_METRIC] = {**ids, **judge_record}
+    values[VERDICT_LINE_METRIC] = {**ids,
+                                   VERDICT_LINE_KEY: bool(judge_record.get(VERDICT_LINE_KEY))}
     values[EXCLUDED_METRIC] = {**ids, EXCLUDED_KEY: excluded_in_task}
     if run is not None:
         values[RUN_METRIC] = dict(run)
@@ -165,6 +173,11 @@ def usage_over_tasks(metrics: Sequence[Mapping], sizes: Sequence[int],
 def count_judge_errors(items: Sequence[Mapping]) -> int:
     """How many samples the judge failed on (their scores are missing, not zero)."""
     return sum(1 for item in items if item.get("error") is not None)
+
+
+def count_verdict_lines(items: Sequence[Mapping]) -> int:
+    """How many of the task's model answers carry a judge-format ``Answer: <level>`` line."""
+    return sum(1 for item in items if item.get(VERDICT_LINE_KEY))
 
 
 def count_excluded(items: Sequence[Mapping]) -> int:

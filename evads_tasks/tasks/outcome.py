@@ -130,7 +130,10 @@ class RunWatch:
         if text.startswith("Could not save"):
             what = "results" if "aggregated" in text else "sample logs"
             cause = f": {failure_lines(error)[0].removeprefix('error: ')}" if error else ""
-            lines = [f"error: lmms-eval could not write its {what}{cause}"]
+            lines = [f"error: lmms-eval could not write its {what}{cause}",
+                     "error: the run is incomplete: free space (or choose another "
+                     "--output_path) and run it again; verdicts in the judge cache are reused, "
+                     "so its judging costs nothing again"]
         else:
             lines = failure_lines(error) if error else [f"error: lmms-eval: {text}"]
         with self._lock:
@@ -148,6 +151,7 @@ class RunWatch:
         status, lines = self.exit_status()
         if not status:
             return
+        close_progress_bars()
         sys.stdout.flush()
         if rank() == 0:
             print("\n".join(lines), file=sys.stderr)
@@ -156,6 +160,15 @@ class RunWatch:
         sys.stderr.flush()
         # atexit cannot change the exit status otherwise; everything was written already
         os._exit(status)
+
+
+def close_progress_bars() -> None:
+    """Close every tqdm bar still open (a crash can leave one), so none prints after the
+    cause."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 RUN_WATCH = RunWatch()

@@ -42,12 +42,13 @@ from evads_tasks.core.judge.api import JudgeConfigError
 from evads_tasks.core.judge.canary import check as check_canary
 from evads_tasks.core.judge.config import JUDGE_ENVS, judge_concurrency, judge_protocol
 from evads_tasks.core.judge.error_rate import RUN_TALLY
+from evads_tasks.core.judge.parsing import has_verdict_line
 from evads_tasks.core.judge.protocols import OFFICIAL, JudgeProtocol
 from evads_tasks.core.responses import authors_judged_text, judged_text
 from evads_tasks.core.video_probe import BadVideosError, bad_video_mode, check_videos
 from evads_tasks.tasks.intervals import install as install_intervals
 from evads_tasks.tasks.judge_pool import NumberedResponse
-from evads_tasks.tasks.metrics import EXCLUDED_KEY, sample_metrics
+from evads_tasks.tasks.metrics import EXCLUDED_KEY, VERDICT_LINE_KEY, sample_metrics
 from evads_tasks.tasks.outcome import RUN_WATCH, stop_run
 
 if TYPE_CHECKING:  # imported where used: `datasets` takes seconds, and rescore needs none
@@ -349,7 +350,9 @@ def process_results(doc: dict, results: list[str]) -> dict[str, dict]:
     authors' (official). Under the evads protocol an empty answer scores 0 without a judge
     call (``NO_ANSWER``); the official protocol sends it, as the authors' script does. Either
     way its record says ``no_answer: true``. Answers are judged ``$EVADS_JUDGE_CONCURRENCY``
-    at a time whatever lmms-eval's thread count (``judge_pool``).
+    at a time whatever lmms-eval's thread count (``judge_pool``). A judge cache that failed
+    (the disk filled) costs no verdict, but fails the run once its results are written
+    (``RUN_TALLY.problem``).
     """
     judge, protocol = get_judge(), judge_protocol()
     run = run_description(judge, protocol)
@@ -364,6 +367,8 @@ def process_results(doc: dict, results: list[str]) -> dict[str, dict]:
     else:
         result, judged, values = judge_one(doc, response)
     RUN_TALLY.add(result, judged=judged)
+    if problem := getattr(judge, "problem", None):
+        RUN_TALLY.problem(problem)
     return values
 
 
@@ -393,7 +398,8 @@ def judge_doc(judge: Judge, protocol: JudgeProtocol, doc: dict, response: str,
     ids = {key: doc[key] for key in ("question_id", "video_id", "task", "category")}
     record = {"judge": result.judge, "protocol": protocol.name, "raw": result.raw,
               "error": result.error, "cached": result.cached, "judge_score": result.score,
-              "judged_answer": answer, "no_answer": not answer.strip(), "inputs": inputs}
+              "judged_answer": answer, "no_answer": not answer.strip(),
+              VERDICT_LINE_KEY: has_verdict_line(answer), "inputs": inputs}
     values = sample_metrics(result.score, record, ids, doc.get(EXCLUDED_KEY) or 0, run=run,
                             levels_only=protocol.levels_only,
                             usage=usage_record(result, judge.settings().get("model")))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class AnnotationError(ValueError):
     """Bad annotation input: the message names the file (or hub dataset), row and field."""
@@ -19,3 +21,15 @@ class AnnotationError(ValueError):
             ) if part
         )
         super().__init__(f"{where}: {message}" if where else message)
+
+
+def first_duplicate(ids: Iterable[tuple[str, str]]) -> tuple[str, str, str] | None:
+    """(id, where it was first, where it is again) for the first of ``(id, where)`` pairs
+    whose id was seen before, else None. Question ids key the video check, the sample logs
+    and rescore, so a repeated one would silently stand for another question."""
+    seen: dict[str, str] = {}
+    for key, where in ids:
+        if key in seen:
+            return key, seen[key], where
+        seen[key] = where
+    return None

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .errors import AnnotationError
+from .errors import AnnotationError, first_duplicate
 from .hub import download_hub_dataset
 from .record import EvadsRecord
 from .schemas import (
@@ -117,6 +117,10 @@ def parse_rows(rows: list[Mapping], source: str = "<rows>") -> list[EvadsRecord]
                 records.append(parse_normalized_row(row))
         except AnnotationError as exc:
             raise located(exc, number) from None
+    if repeated := first_duplicate((r.question_id, n) for n, r in enumerate(records)):
+        question_id, first, again = repeated
+        raise AnnotationError(f"question id {question_id!r} appears twice, in rows {first} and "
+                              f"{again}: every question needs its own id", file=source)
     return records
 
 

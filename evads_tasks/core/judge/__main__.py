@@ -2,10 +2,12 @@
 
 Each input line holds the ``JudgeRequest`` fields (question, metadata, clues, reference,
 answer, optional rubric). Verdicts go to the on-disk cache as they arrive, so an interrupted
-run, started again, only pays for what is missing. Exit status: 0; 2 for bad input or
-settings; 3 (after writing the verdicts) when the judge failed on more than
-$EVADS_MAX_JUDGE_ERROR_RATE (default 0.02) of the judged answers, the count and the first
-error on the last line.
+run, started again, only pays for what is missing. Exit status: 0; 1 when --out or the judge
+cache could not be written (a full or read-only disk: an ``error:`` line names the file and
+how to resume; the verdicts written before are kept); 2 for bad input or settings (a damaged or
+read-only cache is found here, before any call); 3 (after writing the verdicts) when the
+judge failed on more than $EVADS_MAX_JUDGE_ERROR_RATE (default 0.02) of the judged answers,
+the count and the first error on the last line.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from ..write_failure import EXIT_WRITE_FAILED, write_failure
 from .api import Judge, JudgeConfigError, JudgeRequest
 from .config import (
     HOW_TO_CONFIGURE,
@@ -76,18 +79,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     results = judge.judge_many(requests)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", encoding="utf-8") as handle:
-        for result in results:
-            handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+    problem = getattr(judge, "problem", None)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("w", encoding="utf-8") as handle:
+            for result in results:
+                handle.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+    except OSError as error:
+        problem = write_failure(error, args.out, "the verdicts in the judge cache are kept: "
+                                "free space (or pass another --out) and rerun the same command")
     tally = JudgeErrorTally()
     for request, result in zip(requests, results, strict=True):
         tally.add(result, judged=bool(request.answer.strip()))
     print(f"{judge.name}: {len(results) - tally.errors} judged, {tally.errors} failed, "
           f"{sum(r.cached for r in results)} from cache -> {args.out}", file=sys.stderr)
+    if problem:
+        tally.problem(problem)
     if (failure := tally.failure(max_rate)) is not None:
-        print(f"error: {failure}", file=sys.stderr)
-        return EXIT_JUDGE_ERRORS
+        print("\n".join(f"error: {line}" for line in failure.splitlines()), file=sys.stderr)
+        return EXIT_WRITE_FAILED if problem else EXIT_JUDGE_ERRORS
     return 0
 
 

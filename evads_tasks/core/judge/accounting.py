@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..markdown import markdown_text
+
 if TYPE_CHECKING:  # the judge package imports this module (ServedModels): no cycle at run time
     from .api import JudgeResult
 
@@ -181,7 +183,8 @@ def format_tokens(totals: Mapping, price: Price | None = None) -> str:
 def usage_section(rows: Mapping[str, Mapping], price: Price | None) -> list[str]:
     """The report's Markdown on judging cost: one table row per task (``rows``: label ->
     :func:`usage_totals`, the last one the whole run), requested and served models, and the
-    served-model warning. Empty when no verdict recorded usage (the authors' output, runs
+    served-model warning (server-given names escaped: :func:`markdown_text`). Empty when no
+    verdict recorded usage (the authors' output, runs
     logged before evads recorded it) and for a judge that makes no call (the offline
     similarity judge)."""
     if not rows:
@@ -191,13 +194,14 @@ def usage_section(rows: Mapping[str, Mapping], price: Price | None) -> list[str]
                                             "completion_tokens", "cached_prompt_tokens",
                                             "served_models")):
         return []
-    served = ", ".join(f"{name} ({count})" for name, count in
+    served = ", ".join(f"{markdown_text(name)} ({count})" for name, count in
                        (overall.get("served_models") or {}).items()) or "not reported"
+    requested = ", ".join(map(markdown_text, overall.get("requested_models") or ["?"]))
     lines = ["## Judge usage", "",
-             f"- requested model(s): {', '.join(overall.get('requested_models') or ['?'])}; "
-             f"served model(s), with their verdicts: {served}"]
+             f"- requested model(s): {requested}; served model(s), with their verdicts: "
+             f"{served}"]
     if warning := served_model_warning(overall):
-        lines.append(f"- **WARNING: {warning}**")
+        lines.append(f"- **WARNING: {markdown_text(warning)}**")
     lines += ["- calls: HTTP calls made for these verdicts when they were judged (0 for a "
               "verdict taken from the cache); tokens from each response's `usage`, this "
               "run's calls apart from the verdicts taken from the cache (paid earlier)"]

@@ -6,6 +6,10 @@ script or CI job saw success. Each command that judges (the ``lmms_eval`` wrappe
 judge failed on, writes its results as usual, and then exits ``EXIT_JUDGE_ERRORS`` when the
 failed share is above ``$EVADS_MAX_JUDGE_ERROR_RATE`` (default 0.02), with the count and the
 first error as its last line.
+
+Problems that are not judge errors but must still fail a run after it wrote what it could
+(the judge cache became unwritable mid-run) are recorded with :meth:`JudgeErrorTally.problem`
+and reported by :meth:`JudgeErrorTally.failure` before the error-rate line.
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ def error_rate_failure(errors: int, judged: int, first_error: str | None,
 
 
 class JudgeErrorTally:
-    """Thread-safe count of judged answers, failed ones and the first failure's text."""
+    """Thread-safe count of judged answers, failed ones and the first failure's text, and
+    the run-fatal problems met (each once)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -65,6 +70,14 @@ class JudgeErrorTally:
     def reset(self) -> None:
         with self._lock:
             self.judged, self.errors, self.first_error = 0, 0, None
+            self.problems: list[str] = []
+
+    def problem(self, message: str) -> None:
+        """Record a problem that fails the run once its results are written (the message
+        names the file and how to resume); the same message is kept once."""
+        with self._lock:
+            if message not in self.problems:
+                self.problems.append(message)
 
     def add(self, result: JudgeResult, *, judged: bool = True) -> None:
         """Count one verdict; ``judged=False`` for an empty answer scored 0 by rule."""
@@ -78,9 +91,13 @@ class JudgeErrorTally:
                     self.first_error = result.error
 
     def failure(self, max_rate: float | None = None) -> str | None:
+        """The run's failure, one line each: the problems first, then the error-rate line;
+        None when there is neither."""
         with self._lock:
-            return error_rate_failure(self.errors, self.judged, self.first_error,
+            rate = error_rate_failure(self.errors, self.judged, self.first_error,
                                       max_judge_error_rate() if max_rate is None else max_rate)
+            lines = [redact(" ".join(p.split()), env_secrets()) for p in self.problems]
+            return "\n".join([*lines, *([rate] if rate else [])]) or None
 
 
 # The process's tally for lmms-eval runs: the task's process_results adds to it and the

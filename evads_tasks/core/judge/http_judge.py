@@ -6,7 +6,10 @@ generator. On top of it the judge asks once more after an unparseable reply (a s
 smaller budget: at temperature 0 the judge mostly repeats itself), shares one retry budget
 between those tries, and caches parsed verdicts on disk so that no verdict is paid for
 twice. After its budget a call yields ``score=None`` with the reason: a failed judge is never
-a silent 0. An empty answer scores 0 by rule without a call (``api.NO_ANSWER``).
+a silent 0. An empty answer scores 0 by rule without a call (``api.NO_ANSWER``). The verdict is
+read from the whole reply; what is kept of it (results, sample logs, the cache) is a bounded
+excerpt (:func:`evads_tasks.core.chat_replies.stored_excerpt`). A cache that fails mid-run
+costs no verdict: :attr:`HttpJudge.problem` says so, for the command to report.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ..chat_client import (
     ChatClient,
     ChatError,
 )
+from ..chat_replies import stored_excerpt
 from ..redaction import REDACTED
 from .accounting import ServedModels
 from .api import JudgeRequest, JudgeResult, no_answer_result
@@ -93,11 +97,18 @@ class HttpJudge:
         if self.cache is not None:
             self.cache.close()
 
+    @property
+    def problem(self) -> str | None:
+        """Why the judge cache stopped working mid-run (None while it works): the run's
+        verdicts are all returned, but the command must say so and exit non-zero."""
+        return None if self.cache is None else self.cache.problem
+
     def _result(self, score: float | None, raw: str | None, error: str | None,
                 cached: bool = False, **usage: int | str | None) -> JudgeResult:
         """``usage``: JudgeResult's accounting fields (tokens, served model, calls)."""
         redact = self._client.redact
-        return JudgeResult(score=score, raw=None if raw is None else redact(raw),
+        return JudgeResult(score=score,
+                           raw=None if raw is None else stored_excerpt(redact(raw)),
                            error=None if error is None else redact(error),
                            cached=cached, judge=self.name, **usage)
 
@@ -156,7 +167,8 @@ class HttpJudge:
                 continue
             if self.cache is not None:
                 self.cache.put(key, model=self.model, endpoint=self.endpoint,
-                               rubric=request.rubric, score=score, raw=reply.content, **usage)
+                               rubric=request.rubric, score=score,
+                               raw=stored_excerpt(reply.content), **usage)
             return self._result(score, reply.content, None, calls=attempts, **usage)
         result = self._result(None, last_raw, f"judge failed after {attempts} attempt(s): "
                                               f"{reason}", calls=attempts, **usage)

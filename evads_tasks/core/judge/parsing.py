@@ -10,8 +10,14 @@ different scores, or a second number on the Answer line such as ``Answer: 0.5 or
 unparseable and raises ``UnparseableReply``: the client asks once more and never reads it
 as a score. A ``/1`` or ``out of 1`` denominator after the score is allowed. Labels that
 merely end in "answer" (``Model answer:``, ``Reference answer:``, ``参考答案:``) are not
-Answer lines. This is the evads protocol's rule; the official protocol reads replies with
-the authors' rule (:func:`parse_authors_score`).
+Answer lines. The number is written in ASCII or full-width digits (``Answer: ０.５``) and any
+whitespace may follow the colon (a no-break or ideographic space too); other scripts' digits
+(Arabic-Indic, Devanagari) are not read as a score. This is the evads protocol's rule; the
+official protocol reads replies with the authors' rule (:func:`parse_authors_score`).
+
+:func:`has_verdict_line` finds such a line in a MODEL's answer: under the official protocol
+an answer ending ``Answer: 1.0`` can pass for the judge's verdict (prompt injection), so the
+answers carrying one are counted beside every mean.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ _NOT_VERDICT = re.compile(
     r"(?i)(?:reference|model|candidate|student|standard|correct|ground[- ]truth|expected)"
     r"[\s_*-]*$|(?:参考|标准|模型|正确)$"
 )
-_DECORATION = " \t*_`\"'[(（【"
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+# What may come between the label and the score: any whitespace, emphasis, quotes, brackets.
+_DECORATION = re.compile(r"^[\s*_`\"'\[(（【]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # ASCII digits only
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９．＋－", "0123456789.+-")
 _DENOMINATOR = re.compile(r"^\s*(?:/\s*1(?:\.0+)?|out of 1(?:\.0+)?)(?![\d.])", re.I)
 
 
@@ -39,7 +47,7 @@ class UnparseableReply(ValueError):
 
 def _score_after(line_rest: str) -> float | str | None:
     """The number opening ``line_rest`` (after decoration), or an error text, or None."""
-    rest = line_rest.lstrip(_DECORATION)
+    rest = _DECORATION.sub("", line_rest.translate(_FULL_WIDTH))
     match = _NUMBER.match(rest)
     if match is None:
         return None
@@ -66,7 +74,7 @@ def _label_value(reply: str, start: int) -> str:
     """What follows an Answer label: the rest of its line, or, when that holds nothing but
     decoration, the next non-blank line (``Answer:`` with the score below it)."""
     rest, after = _line_at(reply, start)
-    while not rest.strip(_DECORATION) and after >= 0:
+    while not _DECORATION.sub("", rest) and after >= 0:
         rest, after = _line_at(reply, after)
     return rest
 
@@ -90,6 +98,13 @@ def parse_score(reply: str | None) -> float:
     if len(set(scores)) > 1:
         raise UnparseableReply(f"several different Answer scores: {scores}")
     return scores[0]
+
+
+def has_verdict_line(text: str | None) -> bool:
+    """Whether ``text`` holds a judge-format line: an Answer label (any of the labels above,
+    ``Model answer:`` too) followed by one of the five levels."""
+    return any(isinstance(_score_after(_label_value(text, label.end())), float)
+               for label in _LABEL.finditer(text or ""))
 
 
 AUTHORS_LABEL = "Answer:"
