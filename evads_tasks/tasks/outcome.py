@@ -130,10 +130,10 @@ class RunWatch:
         if text.startswith("Could not save"):
             what = "results" if "aggregated" in text else "sample logs"
             cause = f": {failure_lines(error)[0].removeprefix('error: ')}" if error else ""
-            lines = [f"error: lmms-eval could not write its {what}{cause}",
-                     "error: the run is incomplete: free space (or choose another "
+            lines = ["error: the run is incomplete: free space (or choose another "
                      "--output_path) and run it again; verdicts in the judge cache are reused, "
-                     "so its judging costs nothing again"]
+                     "so its judging costs nothing again",
+                     f"error: lmms-eval could not write its {what}{cause}"]
         else:
             lines = failure_lines(error) if error else [f"error: lmms-eval: {text}"]
         with self._lock:
