@@ -30,8 +30,9 @@ from evads_tasks.core.statistics import Interval, Stratum, clustered_mean, weigh
 from evads_tasks.core.write_failure import writing
 from evads_tasks.tasks.metrics import ALL_METRICS, ALL_SUFFIX, METRIC_LABELS, METRICS, call_text
 
+from evads_tasks.core.run_files import RESULTS_GLOB
+
 from .scored_runs import (
-    RESULTS_GLOB,
     ScoredRun,
     ScoredSample,
     load_official_results,

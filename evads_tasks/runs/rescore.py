@@ -51,6 +51,7 @@ from evads_tasks.core.judge import HttpJudge, Judge
 from evads_tasks.core.judge.config import judge_concurrency
 from evads_tasks.core.judge.error_rate import error_rate_failure, max_judge_error_rate
 from evads_tasks.core.judge.protocols import JudgeProtocol
+from evads_tasks.core.run_files import read_results
 from evads_tasks.core.judge.accounting import (
     Price,
     format_tokens,
@@ -74,7 +75,7 @@ from evads_tasks.tasks.metrics import (
     task_name,
 )
 from evads_tasks.tasks.ablation import FULL, Condition, condition
-from evads_tasks.tasks.conditions import GROUPS, group_of, task_of
+from evads_tasks.tasks.conditions import GROUPS, condition_of_task, group_of, task_of
 from .scored_runs import (
     AUTHORS_OUTPUT,
     RUN_FACTS_KEY,
@@ -84,7 +85,6 @@ from .scored_runs import (
     logged_samples,
     logged_task,
     model_info,
-    read_results,
     refuse_duplicates,
     scored_samples,
 )
@@ -237,9 +237,10 @@ def _from_predictions(samples: dict[str, list[tuple[dict, str]]], annotations: s
     source = _run_annotations(annotations, results_path)
     predictions = []
     for name, logged_list in samples.items():
-        code = next((c for c in TASK_CODES if task_name(c) == name), None)
-        if code is None:
-            raise ValueError(f"{logged_list[0][1]}: {name} is not an E-VAds task")
+        try:
+            _, code = condition_of_task(name)
+        except ValueError as error:
+            raise ValueError(f"{logged_list[0][1]}: {error}") from None
         docs = task_record_docs(source, code)
         taken: set[int] = set()
         for logged, where in logged_list:

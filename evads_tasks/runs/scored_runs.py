@@ -13,7 +13,7 @@ report and ``compare`` treat them alike:
   and ``video_id``, what intervals cluster by.
 
 A run is read whole or not at all: a results JSON naming a task whose sample log is missing,
-empty or cut short (a full disk) is refused (:func:`run_file_problems`), so no report or
+empty or cut short (a full disk) is refused (``core.run_files.run_file_problems``), so no report or
 comparison averages a subset of its tasks; so is a question id that appears twice.
 """
 
@@ -33,6 +33,7 @@ from evads_tasks.core.annotations.errors import first_duplicate
 from evads_tasks.core.judge.parsing import has_verdict_line
 from evads_tasks.core.judge.protocols import EVADS, OFFICIAL
 from evads_tasks.core.responses import authors_judged_text
+from evads_tasks.core.run_files import RESULTS_GLOB, read_results, run_file_problems
 from evads_tasks.tasks.ablation import FULL, condition
 from evads_tasks.tasks.conditions import condition_of_task
 from evads_tasks.tasks.metrics import (
@@ -47,7 +48,6 @@ from evads_tasks.core.write_failure import write_failure
 from evads_tasks.sample.tiny_model import is_tiny_random, looks_tiny_random
 from evads_tasks.tasks.metrics import JUDGE_METRIC, RUN_METRIC, USAGE_METRIC, excluded_per_task
 
-RESULTS_GLOB = "*_results.json"  # what lmms-eval's EvaluationTracker names a run's results
 RUN_FACTS_KEY = "evads"  # what a rescore adds to the results JSON it writes
 RESCORE_KIND = "rescore: logged predictions judged again, no model run"
 AUTHORS_OUTPUT = "the authors' evaluation script output"
@@ -119,49 +119,6 @@ def find_run(results_dir: str | Path, since: float | None = None) -> tuple[Path,
                          f"over part of its tasks): {'; '.join(problems)}. Rerun it (was its "
                          "disk full?)")
     return results, samples
-
-
-def run_file_problems(results_path: Path, samples: bool = True) -> list[str]:
-    """What is wrong with the files of the run whose results JSON is ``results_path``: it
-    must be whole JSON, with no ``.partial`` file left beside it, and (``samples``: the run
-    logged them) each E-VAds task it counts samples of (``n-samples``) must have its sample
-    log, one complete JSON line per sample. Empty when whole."""
-    problems = []
-    partial = results_path.with_name(results_path.name + ".partial")
-    if partial.exists():
-        problems.append(f"{partial} was left half-written")
-    try:
-        results = read_results(results_path)
-    except (OSError, ValueError) as error:
-        return [*problems, str(error)]
-    date_id = results_path.name.removesuffix("_results.json")
-    counts = results.get("n-samples") if isinstance(results.get("n-samples"), dict) else {}
-    counts = counts if samples else {}
-    for task, count in sorted(counts.items()):
-        if not task.startswith("evads") or not isinstance(count, dict):
-            continue
-        want = count.get("effective", count.get("original"))
-        log = results_path.with_name(f"{date_id}_samples_{task}.jsonl")
-        have = _complete_lines(log)
-        if have is None:
-            problems.append(f"{log.name} is missing ({task}: {want} samples)")
-        elif have != want:
-            problems.append(f"{log.name} holds {have} complete sample(s) of {want} ({task})")
-    return problems
-
-
-def _complete_lines(path: Path) -> int | None:
-    """Lines of ``path`` that are whole JSON (a cut last line is not); None when absent."""
-    if not path.is_file():
-        return None
-    whole = 0
-    with path.open("rb") as handle:
-        for line in handle:
-            try:
-                whole += line.endswith(b"\n") and isinstance(json.loads(line), dict)
-            except ValueError:
-                continue
-    return whole
 
 
 def logged_samples(path: Path) -> Iterator[tuple[object, str]]:
@@ -295,17 +252,6 @@ def model_info(config: dict, run_dir: Path | None = None) -> tuple[str, bool]:
 def model_description(config: dict, run_dir: Path | None = None) -> str:
     """The model as lmms-eval ran it, saying so when it is a stand-in."""
     return model_info(config, run_dir)[0]
-
-
-def read_results(path: Path) -> dict:
-    """A run's results JSON; ValueError when it is not JSON or not an object."""
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not JSON ({exc.msg})") from None
-    if not isinstance(results, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return results
 
 
 def load_run(results_dir: str | Path, since: float | None = None) -> ScoredRun:

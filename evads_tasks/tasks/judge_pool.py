@@ -11,7 +11,8 @@ task's instance list. Instance ``k`` of a rank is the doc ``offset + rank + k * 
 (lmms-eval builds one instance per doc, in doc order), so the first ``process_results``
 call, which knows its doc and its response's place, fixes the doc of every place: from then
 on all the task's answers are judged in order on a pool of ``$EVADS_JUDGE_CONCURRENCY``
-threads and each ``process_results`` call waits for its own verdict. A call whose doc is not
+threads (one: strictly one after the other) and each ``process_results`` call waits for its
+own verdict. A call whose doc is not
 the one predicted for its place is judged directly and ends the look-ahead: verdicts stay
 right, only the concurrency is lost. Nothing is judged ahead under ``--predict_only``, where
 lmms-eval calls no ``process_results``.
@@ -74,7 +75,7 @@ class ResponseBatch:
     def _start(self, doc: dict, place: int, judge: JudgeOne, concurrency: int) -> None:
         """Fix every place's doc from this (doc, place) pair and queue every answer."""
         index = self._index(doc)
-        if index is None or concurrency <= 1:
+        if index is None:
             self._stopped = True
             return
         step = world_size()

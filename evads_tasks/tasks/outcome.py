@@ -13,8 +13,9 @@ scripts, ``python -m lmms_eval --include_path ...``, ``LMMS_EVAL_PLUGINS=evads_t
 - what goes wrong later (lmms-eval caught an evaluation's error, could not write its results
   or samples, or the judge failed on more than ``$EVADS_MAX_JUDGE_ERROR_RATE`` of the
   answers) is noted while the run goes on, and when the process exits, after lmms-eval wrote
-  everything it could, the ``error:`` lines are printed last and the exit status becomes 1
-  (or 3 for judge errors alone).
+  everything it could, the files it wrote under ``--output_path`` are checked (whole results
+  JSON, one complete line per logged sample: ``core.run_files``), the ``error:`` lines are
+  printed last and the exit status becomes 1 (or 3 for judge errors alone).
 
 Under ``accelerate``/``torchrun`` each rank is its own process: every rank exits non-zero on
 a failure it can see (the judge error rate is checked per rank, on the answers that rank
@@ -31,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from tenacity import RetryError
 
@@ -38,6 +40,7 @@ from evads_tasks.core.annotations import AnnotationError
 from evads_tasks.core.judge.api import JudgeConfigError
 from evads_tasks.core.judge.error_rate import EXIT_JUDGE_ERRORS, RUN_TALLY
 from evads_tasks.core.redaction import env_secrets, redact
+from evads_tasks.core.run_files import RESULTS_GLOB, results_written_since, run_file_problems
 from evads_tasks.core.video_probe import BadVideosError
 
 EXIT_FAILED = 1
@@ -105,6 +108,7 @@ class RunWatch:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._installed = False
+        self.started = time.time()
         self.failures: list[str] = []
 
     def install(self) -> None:
@@ -114,7 +118,7 @@ class RunWatch:
         with self._lock:
             if self._installed or not launched_from_cli():
                 return
-            self._installed = True
+            self._installed, self.started = True, time.time()
         from loguru import logger
 
         logger.add(self._log_line, level="WARNING", format="{message}",
@@ -130,21 +134,40 @@ class RunWatch:
         if text.startswith("Could not save"):
             what = "results" if "aggregated" in text else "sample logs"
             cause = f": {failure_lines(error)[0].removeprefix('error: ')}" if error else ""
-            lines = ["error: the run is incomplete: free space (or choose another "
-                     "--output_path) and run it again; verdicts in the judge cache are reused, "
-                     "so its judging costs nothing again",
-                     f"error: lmms-eval could not write its {what}{cause}"]
+            lines = [f"error: lmms-eval could not write its {what}{cause}"]
         else:
             lines = failure_lines(error) if error else [f"error: lmms-eval: {text}"]
         with self._lock:
             self.failures.extend(lines)
 
-    def exit_status(self) -> tuple[int, list[str]]:
+    def file_problems(self, argv: list[str]) -> list[str]:
+        """On rank 0 (the one that writes): what is wrong with the files this run wrote
+        under its ``--output_path`` (none written, a results JSON or a sample log not
+        whole), naming each file, the way to finish it last."""
+        output_path = _flag_value(argv, "--output_path")
+        if rank() != 0 or output_path is None:
+            return []
+        root = Path(output_path)
+        written = results_written_since(root, self.started)
+        if not written:
+            return [] if self.failures else [
+                f"error: lmms-eval wrote no {RESULTS_GLOB} under {root} (see its log above)"]
+        samples = any(flag in argv for flag in ("--log_samples", "-s", "--predict_only", "-x"))
+        problems = [f"error: {problem}" for path in written
+                    for problem in run_file_problems(path, samples)]
+        if problems or any("could not write" in line for line in self.failures):
+            problems.append(f"error: the run in {root} is incomplete: free space (or choose "
+                            "another --output_path) and run it again; verdicts in the judge "
+                            "cache are reused, so its judging costs nothing again")
+        return problems
+
+    def exit_status(self, argv: list[str] | None = None) -> tuple[int, list[str]]:
         """(status, the ``error:`` lines to print last)."""
         judge_failure = RUN_TALLY.failure()
         lines = [f"error: {judge_failure}"] if judge_failure else []
-        if self.failures:
-            return EXIT_FAILED, lines + list(dict.fromkeys(self.failures))
+        failures = [*self.failures, *self.file_problems(sys.argv[1:] if argv is None else argv)]
+        if failures:
+            return EXIT_FAILED, lines + list(dict.fromkeys(failures))
         return (EXIT_JUDGE_ERRORS, lines) if lines else (0, [])
 
     def finish(self) -> None:
@@ -160,6 +183,17 @@ class RunWatch:
         sys.stderr.flush()
         # atexit cannot change the exit status otherwise; everything was written already
         os._exit(status)
+
+
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    """The value of ``flag`` (``--flag X`` or ``--flag=X``, the last given) in ``argv``."""
+    value = None
+    for index, arg in enumerate(argv):
+        if arg == flag and index + 1 < len(argv):
+            value = argv[index + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
 
 
 def close_progress_bars() -> None:
