@@ -91,7 +91,9 @@ class RunStopped(SystemExit):
 
 
 def stop_run(error: BaseException) -> RunStopped:
-    """The :class:`RunStopped` for a configuration error (raise it ``from error``)."""
+    """The :class:`RunStopped` for a configuration error (raise it ``from error``); the run's
+    exit status is then its own (1), with nothing else to say."""
+    RUN_WATCH.stopped = True
     return RunStopped(failure_lines(error))
 
 
@@ -109,6 +111,7 @@ class RunWatch:
         self._lock = threading.Lock()
         self._installed = False
         self.started = time.time()
+        self.stopped = False  # by a RunStopped, which says why itself
         self.failures: list[str] = []
 
     def install(self) -> None:
@@ -171,6 +174,8 @@ class RunWatch:
         return (EXIT_JUDGE_ERRORS, lines) if lines else (0, [])
 
     def finish(self) -> None:
+        if self.stopped:
+            return
         status, lines = self.exit_status()
         if not status:
             return
