@@ -241,9 +241,13 @@ def _preflight(llm: LLM, args, items: list[VideoInput], settings: GeneratorSetti
     started = time.monotonic()
     proposed = propose(llm, ROLES[0], first, list(TASK_CODES), 1, settings, max_attempts=1)
     log = proposed.log
-    failed = log["error"] if log["error_kind"] in (CALL_FAILED, CONTEXT_LENGTH) else None
+    if log["cached"]:
+        return [f"preflight: no timed call: {target} is answered from the cache (a rerun)"]
+    failed = log["error_kind"] in (CALL_FAILED, CONTEXT_LENGTH)
+    invalid = f"{log['error_kind']}: {log['error']}" if log["error_kind"] else None
     timing = CallTiming(time.monotonic() - started, 1, log["prompt_tokens"] or None,
-                        log["completion_tokens"] or None, failed)
+                        log["completion_tokens"] or None, log["error"] if failed else None,
+                        None if failed else invalid)
     lines = preflight_lines(target, timing, round(calls), args.concurrency, args.timeout,
                             "--timeout")
     structured = llm.structured.describe()

@@ -125,10 +125,12 @@ class _Overflow(_Fatal):
         self.overflow = overflow
 
 
-def _server_problem(status: int, text: str, body: dict, raw: str | None,
-                    shown: str) -> _Fatal | None:
+def _server_problem(status: int, text: str, body: dict, raw: str | None, shown: str,
+                    secrets: tuple[str, ...]) -> _Fatal | None:
     """An error status that is about the server, not the call: a context window the request
-    does not fit, or a parameter the server refuses (never retried as it is)."""
+    does not fit, or a parameter the server refuses (never retried as it is). ``shown``
+    becomes the server's own error message when the body has one (``error.message``)."""
+    shown = _error_message(text, shown, secrets)
     if 400 <= status < 500 and (overflow := parse_context_error(text)) is not None:
         return _Overflow(f"HTTP {status} {OVERFLOW_REASON} of {overflow.window} tokens: "
                          f"{shown}", raw, status, overflow)
@@ -136,6 +138,18 @@ def _server_problem(status: int, text: str, body: dict, raw: str | None,
         return _Refused(f"HTTP {status} the server refused {parameter}: {shown}", raw, status,
                         parameter)
     return None
+
+
+def _error_message(text: str, shown: str, secrets: tuple[str, ...]) -> str:
+    """The ``error.message`` of an OpenAI-style error body, whitespace folded, redacted and
+    cut (else ``shown``)."""
+    try:
+        message = json.loads(text)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return shown
+    if not isinstance(message, str):
+        return shown
+    return redact_cut(" ".join(message.split()), MESSAGE_BODY_CHARS, secrets)
 
 
 def _congested(error: _Retryable) -> bool:
@@ -467,7 +481,8 @@ class ChatClient:
                              f"{self.redact(str(error))})") from error
         raw = redact_cut(text, RAW_BODY_CHARS, self._secrets) if text else None
         shown = repr(redact_cut(text, MESSAGE_BODY_CHARS, self._secrets))
-        if status >= 400 and (problem := _server_problem(status, text, body, raw, shown)):
+        if status >= 400 and (problem := _server_problem(status, text, body, raw, shown,
+                                                         self._secrets)):
             raise problem
         if status in (408, 429):
             raise _Retryable(f"HTTP {status} {'rate limited' if status == 429 else 'timeout'}: "

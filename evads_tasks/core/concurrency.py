@@ -11,8 +11,8 @@ outcome against its timeout, because a judge and a generator call have no common
 latency:
 
 - a call that timed out, was rate limited (429) or refused as overloaded (503), or took more
-  than ``SLOW_SHARE`` of the timeout, halves the limit (multiplicative decrease), once per
-  generation: calls started before a decrease do not decrease it again;
+  than ``SLOW_SHARE`` of the timeout, halves the calls in flight (multiplicative decrease),
+  once per generation: calls started before a decrease do not decrease it again;
 - ``limit`` healthy calls in a row (under ``FAST_SHARE`` of the timeout) raise it by one,
   back up to the configured concurrency (additive increase).
 
@@ -75,8 +75,10 @@ class AdaptiveLimit:
             if slow:
                 self._healthy = 0
                 if slot.generation == self._generation and self.limit > 1:
+                    # half of what was really in flight (this call included), which may be
+                    # well under a limit that was never reached
                     before = self.limit
-                    self.limit = max(1, self.limit // 2)
+                    self.limit = max(1, min(self.limit, self._in_flight + 1) // 2)
                     self.lowest = min(self.lowest, self.limit)
                     self.decreases += 1
                     self._generation += 1

@@ -17,17 +17,21 @@ import math
 from dataclasses import dataclass
 
 from .concurrency import SLOW_SHARE
+from .server_fit import OVERFLOW_REASON
 
 
 @dataclass(frozen=True)
 class CallTiming:
-    """One timed call: its seconds and HTTP attempts, its usage, or why it failed."""
+    """One timed call: its seconds and HTTP attempts, its usage, or why it failed (``error``:
+    no reply came). ``note``: what was wrong with a reply that came (unparseable, invalid):
+    the timing holds, the run asks again as it would."""
 
     seconds: float
     attempts: int
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     error: str | None = None
+    note: str | None = None
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -74,6 +78,10 @@ def preflight_warnings(timing: CallTiming, concurrency: int, timeout_s: float,
             return [f"the timed call did not finish within the {timeout_s:g} s timeout: every "
                     f"call of the run may time out. Raise {timeout_setting}, lower max_tokens "
                     "or use a faster server"]
+        if OVERFLOW_REASON in timing.error:
+            return [f"the timed call's prompt does not fit the server's context "
+                    f"({timing.error[:300]}): every call as long fails, whatever the retries. "
+                    "Serve the model with a longer context"]
         return [f"the timed call failed ({timing.error[:300]}); the run retries as usual"]
     warnings = []
     if timing.seconds > SLOW_SHARE * timeout_s:
@@ -110,6 +118,8 @@ def preflight_lines(target: str, timing: CallTiming, calls: int, concurrency: in
                 f"  projected for {calls} call(s) at concurrency {concurrency}: "
                 f"~{duration(projection.parallel_s)} if the server serves {concurrency} calls "
                 f"at once, ~{duration(projection.serial_s)} if it serves one at a time")
+    if timing.note:
+        lines.append(f"  its reply: {timing.note[:300]} (the run asks again)")
     lines += [f"  WARNING: {warning}" for warning in
               preflight_warnings(timing, concurrency, timeout_s, timeout_setting)]
     return lines

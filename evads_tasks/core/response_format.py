@@ -135,7 +135,7 @@ class StructuredOutput:
             self.refusals.append({"mode": mode, "status": error.status,
                                   "reason": " ".join(error.reason.split())[:300]})
         logger.warning("the server refused response_format %s (%s); asking with %s from now "
-                       "on", mode, error.reason[:200], describe_modes(self.asked, self.mode))
+                       "on", mode, error.reason[:300], describe_modes(self.asked, self.mode))
         return True
 
     def _confirm(self, mode: str) -> None:

@@ -140,13 +140,15 @@ class HttpJudge:
         """Judge ``request`` with one timed attempt (no retry, no second try after an
         unparseable reply). A verdict it gets is kept for the run's ``judge(request)``."""
         started = time.monotonic()
-        result = self._judge(request, max_attempts=1, unparseable_attempts=1)
+        result = self._judge(request, max_attempts=1, unparseable_attempts=1, quiet=True)
         seconds = time.monotonic() - started
         if result.score is not None:
             with self._primed_lock:
                 self._primed[self.request_key(request)] = result
+        replied = result.raw is not None  # a reply came, maybe an unparseable one
         return CallTiming(seconds, max(result.calls, 1), result.prompt_tokens,
-                          result.completion_tokens, result.error)
+                          result.completion_tokens, None if replied else result.error,
+                          result.error if replied else None)
 
     def request_key(self, request: JudgeRequest) -> str:
         """The cache key of a request: what a dry run looks up to count the calls left."""
@@ -159,7 +161,7 @@ class HttpJudge:
         return self._judge(request)
 
     def _judge(self, request: JudgeRequest, max_attempts: int | None = None,
-               unparseable_attempts: int | None = None) -> JudgeResult:
+               unparseable_attempts: int | None = None, quiet: bool = False) -> JudgeResult:
         if self.protocol.by_rule(request):
             return no_answer_result(self.name)
         messages = self.protocol.messages(request)
@@ -214,7 +216,8 @@ class HttpJudge:
             return self._result(score, reply.content, None, calls=attempts, **usage)
         result = self._result(None, last_raw, f"judge failed after {attempts} attempt(s): "
                                               f"{reason}", calls=attempts, **usage)
-        logger.warning("%s", result.error)
+        if not quiet:
+            logger.warning("%s", result.error)
         return result
 
     def judge_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
