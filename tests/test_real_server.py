@@ -119,7 +119,8 @@ def test_evads_judge_sends_its_budget_and_counts_an_empty_answer_by_rule(server,
         assert verdict["score"] is not None or not any(
             word in verdict["error"] for word in TRANSPORT), verdict["error"]
     failed = sum(v["score"] is None for v in verdicts)
-    assert f"{2 - failed} judged, {failed} failed, 1 scored by rule" in done.stderr
+    assert f"{2 - failed} judged, {failed} failed, 0 from cache, 1 scored by rule" \
+        in done.stderr
     assert (done.returncode == 3) == (failed > 0)
 
 
@@ -142,7 +143,8 @@ def test_official_judge_budget_is_clipped_to_the_servers_context(small_server, t
     assert clipped, done.stderr
     assert all(int(n) < 512 for n in clipped.group(1).split("-"))
     failed = sum(v["score"] is None for v in verdicts)
-    assert f"{3 - failed} judged, {failed} failed, 0 scored by rule" in done.stderr
+    assert f"{3 - failed} judged, {failed} failed, 0 from cache, 0 scored by rule" \
+        in done.stderr
     if failed:  # counted over all three: the official protocol judges the empty answer
         assert f"failed on {failed} of 3 judged answers" in done.stderr
     for verdict in verdicts:

@@ -474,8 +474,9 @@ class ChatClient:
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
                 text = b"".join(chunks).decode(response.charset_encoding or "utf-8",
                                                errors="replace")
-        except httpx.TimeoutException as error:
-            raise _Retryable(f"timeout ({type(error).__name__})") from error
+        except httpx.TimeoutException as error:  # the same deadline as the caller's wait
+            raise _Retryable(f"timeout: no complete reply within {self.timeout_s:g}s "
+                             f"({type(error).__name__})") from error
         except httpx.TransportError as error:
             raise _Retryable(f"connection error ({type(error).__name__}: "
                              f"{self.redact(str(error))})") from error

@@ -103,11 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     tally = JudgeErrorTally()
     for request, result in zip(requests, results, strict=True):
         tally.add(result, judged=not protocol.by_rule(request))
-    print(f"{judge.name}: {tally.judged - tally.errors} judged, {tally.errors} failed, "
-          f"{len(results) - tally.judged} scored by rule, {sum(r.cached for r in results)} "
-          f"from cache -> {args.out}", file=sys.stderr)
     for note in judge.settings().get("server_notes") or ():
         print(f"note: {note}", file=sys.stderr)
+    print(f"{judge.name}: {tally.judged - tally.errors} judged, {tally.errors} failed, "
+          f"{sum(r.cached for r in results)} from cache, {len(results) - tally.judged} scored "
+          f"by rule -> {args.out}", file=sys.stderr)
     if (failure := tally.failure(max_rate)) is not None:
         print(f"error: {failure}", file=sys.stderr)
         return EXIT_JUDGE_ERRORS
