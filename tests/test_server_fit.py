@@ -359,3 +359,28 @@ def test_generator_fits_a_small_context_and_fails_only_what_cannot_fit(sample_di
     # two videos, five roles, two rounds (the second asks again for the unfilled tasks)
     assert "20 of 20 role replies failed (100%, above --max-reply-error-rate 0.25): " \
            "context_length 20" in small.stderr
+
+
+def test_a_rescore_records_the_budget_clipped_to_the_servers_context(sample_dir, tmp_path):
+    """The run description of the results says when the judge's budget was clipped."""
+    import pandas as pd
+
+    rows = pd.read_parquet(sample_dir / "annotations" / "test.parquet").head(3)
+    rows["prediction"] = "<answer>" + rows["answer"] + "</answer>"
+    source = tmp_path / "final_results.csv"
+    rows.to_csv(source, index=False)
+    with JudgeServer(context_window=3000) as server:
+        done = subprocess.run(
+            [sys.executable, "-m", "evads_tasks", "rescore", str(source), "--out",
+             str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=300,
+            env=_env(EVADS_JUDGE_BASE_URL=server.url, EVADS_JUDGE_MODEL="m",
+                     EVADS_JUDGE_MAX_TOKENS="8000", EVADS_CACHE_DIR=str(tmp_path / "cache")))
+        sent = [r["max_tokens"] for r in server.requests]
+    assert done.returncode == 0, done.stderr
+    assert sent[0] == 8000 and all(n < 3000 for n in sent[1:])  # one 400, then fitted
+    results = json.loads(next((tmp_path / "out").glob("*_results.json")).read_text())
+    described = {v["evads_run,none"] for v in results["results"].values()}
+    assert all("max_tokens clipped to fit the server's 3000-token context" in d
+               for d in described), described
+    settings = results["evads"]["rescore"]["judge_settings"]
+    assert settings["server_fit"]["context_source"] == "a context-length error"
