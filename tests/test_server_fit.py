@@ -384,3 +384,17 @@ def test_a_rescore_records_the_budget_clipped_to_the_servers_context(sample_dir,
                for d in described), described
     settings = results["evads"]["rescore"]["judge_settings"]
     assert settings["server_fit"]["context_source"] == "a context-length error"
+
+
+def test_preflight_projection_at_concurrency_1_and_16():
+    timing = CallTiming(3.0, 1, 400, 30)
+    one = preflight_lines("m @ u", timing, 40, 1, 120, "--timeout")
+    many = preflight_lines("m @ u", timing, 40, 16, 120, "--timeout")
+    assert one[0] == "preflight: one timed call to m @ u: 3.0 s (400 prompt + 30 completion " \
+                     "tokens, 10.0 completion tokens/s)"
+    assert one[1] == "  projected for 40 call(s) one at a time: ~2.0 min" and len(one) == 2
+    assert many[1] == ("  projected for 40 call(s) at concurrency 16: ~9.0 s if the server "
+                       "serves 16 calls at once, ~2.0 min if it serves one at a time")
+    assert len(many) == 2  # no warning: 16 queued calls wait 48 s, inside the 120 s timeout
+    assert "the last of 16 calls in flight would wait ~1.6 min, past the 60 s timeout" in \
+        preflight_lines("m @ u", CallTiming(6.0, 1), 40, 16, 60, "--timeout")[2]

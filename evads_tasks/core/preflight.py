@@ -115,6 +115,8 @@ def preflight_lines(target: str, timing: CallTiming, calls: int, concurrency: in
         if calls > 0:
             projection = Projection(calls, concurrency, timing.seconds)
             lines.append(
+                f"  projected for {calls} call(s) one at a time: ~{duration(projection.serial_s)}"
+                if concurrency == 1 else
                 f"  projected for {calls} call(s) at concurrency {concurrency}: "
                 f"~{duration(projection.parallel_s)} if the server serves {concurrency} calls "
                 f"at once, ~{duration(projection.serial_s)} if it serves one at a time")
