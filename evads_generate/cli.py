@@ -2,11 +2,18 @@
 --llm-model NAME``: an E-VAds-style benchmark from a folder of ad videos (or re-generated
 from an annotation file), in any language, with any OpenAI-compatible LLM.
 
+Before the run, one timed call (the first video's first proposal, whose reply the run
+reuses) projects the run's wall time and warns when calls would pass the timeout; it also
+settles the ``response_format`` mode the server accepts (``--dry-run`` shows it too, when
+the server is named).
+
 Exit status: 0 when the run finished (videos left partial or unusable are named in the
 report), 1 when an output or the reply cache could not be written (a full or read-only disk:
 the last line names the file; every finished video is kept, rerun to resume), 2 for a usage
 or configuration error or a failure no retry mends (nothing is lost: rerun to resume), 3 when
-some videos are left to retry (failed calls: rerun to finish them).
+some videos are left to retry (failed calls: rerun to finish them), 4 when more than
+``--max-reply-error-rate`` of the role replies failed or no question came out of usable
+videos (the counts by kind and the first error on the last line).
 """
 
 from __future__ import annotations
@@ -15,13 +22,14 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from evads_density.analysis import Settings as DensitySettings
 from evads_density.analysis import check_backends
 from evads_density.availability import BackendUnavailable
 from evads_density.cli import HelpFormatter, checked_number
-from evads_tasks.core.annotations import AnnotationError
+from evads_tasks.core.annotations import TASK_CODES, AnnotationError
 from evads_tasks.core.chat_client import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_ATTEMPTS,
@@ -38,24 +46,33 @@ from evads_tasks.core.judge.config import (
     MODEL_ENV,
     TIMEOUT_ENV,
 )
+from evads_tasks.core.preflight import CallTiming, preflight_lines
 from evads_tasks.core.video_probe import probe_videos
 from evads_tasks.core.write_failure import EXIT_WRITE_FAILED, WriteFailed, writing
 
+from .agents import propose
 from .checks import Deduplicator
-from .estimate import estimate, render
+from .estimate import estimate, render, sized_metadata
+from .exit_status import (
+    DEFAULT_MAX_REPLY_ERROR_RATE,
+    EXIT_FATAL,
+    EXIT_REPLY_ERRORS,
+    EXIT_RETRY,
+    reply_failure,
+)
 from .inputs import VideoInput, collect_inputs
-from .llm import LLM, FatalLLMError
+from .llm import CALL_FAILED, CONTEXT_LENGTH, LLM, FatalLLMError
 from .output import kept, write_outputs
-from .perception import Perceiver
+from .perception import Perceiver, from_record
 from .pipeline import Generator
-from .records import RETRY
+from .records import RETRY, VideoMeta
 from .report import write_report
+from .roles import ROLES
 from .run import run_videos
 from .settings import CHECK_MODES, RESPONSE_FORMATS, GeneratorSettings
 from .state import CACHE, RESUME, RunFolder, SettingsMismatch
 
 API_KEY_ENV = "EVADS_LLM_API_KEY"
-EXIT_RETRY = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=checked_number(int, 1, strict=False),
                    help="only the first N videos")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the expected calls, tokens (and cost with --price-*) and exit")
+                   help="print the expected calls, tokens (and cost with --price-*) and exit; "
+                        "with --llm-base-url and --llm-model, also make the one timed call")
     price = checked_number(float, 0, strict=False)
     p.add_argument("--price-input", type=price, help="USD per million input tokens")
     p.add_argument("--price-output", type=price, help="USD per million output tokens")
@@ -128,8 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-tokens", type=int, default=d.propose_max_tokens,
                    help="completion limit of a role agent's reply")
     g.add_argument("--response-format", choices=RESPONSE_FORMATS, default=d.response_format,
-                   help="json_schema: the reply's schema is enforced by the server (vLLM, "
-                        "OpenAI); json_object or none for servers without it")
+                   help="how role replies are asked for first: json_schema (the server "
+                        "enforces the schema: vLLM, SGLang, llama.cpp, OpenAI); a server "
+                        "that refuses it moves the run to json_object with the schema, then "
+                        "to none (the schema in the prompt), once, remembered in the cache")
+    g.add_argument("--max-reply-error-rate", type=checked_number(float, 0, strict=False),
+                   default=DEFAULT_MAX_REPLY_ERROR_RATE,
+                   help="exit 4 when more than this share of role replies failed")
     g.add_argument("--allow-partial", action="store_true",
                    help="also write videos with fewer than five accepted questions")
 
@@ -146,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tries per call")
     g.add_argument("--cache-dir", type=Path,
                    help="reply, verdict and probe cache (default: DIR/cache)")
+    g.add_argument("--no-preflight", action="store_true",
+                   help="skip the timed call before the run")
     return p
 
 
@@ -184,22 +209,84 @@ def _judge(args: argparse.Namespace, api_key: str | None, cache_dir: Path):
     return judge_from_env(cache_dir=cache_dir, env=env)
 
 
-def _dry_run(args, items: list[VideoInput], settings: GeneratorSettings) -> int:
-    known = {i.video_id: i.record.metadata_text() for i in items if not i.raw}
-    perceived = RunFolder(args.out).perceived() if args.out.is_dir() else {}
-    known.update({vid: m.metadata for vid, m in perceived.items() if not m.error})
+def _known_metadata(args, items: list[VideoInput]) -> dict[str, VideoMeta]:
+    """Each video's metadata known before perception: the annotations', or what an earlier
+    run in the folder perceived."""
+    known = {i.video_id: from_record(i.record, i.video_path) for i in items if not i.raw}
+    perceived = RunFolder(args.out).perceived() if (args.out / "perception.jsonl").exists() \
+        else {}
+    known.update({vid: meta for vid, meta in perceived.items() if not meta.error})
+    return known
+
+
+def _estimate(args, items: list[VideoInput], settings: GeneratorSettings,
+              known: dict[str, VideoMeta]):
     unknown = [i.video_path for i in items if i.raw and i.video_id not in known]
     probes = probe_videos(unknown) if unknown else {}
     durations = {i.video_id: probes[Path(i.video_path)].duration for i in items
                  if i.raw and Path(i.video_path or "") in probes}
-    print(render(estimate(items, known, durations, settings), args.price_input,
-                 args.price_output))
-    return 0
+    return estimate(items, {vid: meta.metadata for vid, meta in known.items()}, durations,
+                    settings)
+
+
+def _preflight(llm: LLM, args, items: list[VideoInput], settings: GeneratorSettings,
+               known: dict[str, VideoMeta], calls: float) -> list[str]:
+    """Time the first video's first proposal alone (its reply, cached, is the run's; a raw
+    video not perceived yet stands in as metadata of a 30 s ad). This call also settles the
+    ``response_format`` mode before the run's calls go out side by side."""
+    first = next((known[i.video_id] for i in items if i.video_id in known
+                  and not known[i.video_id].error), None)
+    target = f"{llm.name} (a proposal for video {first.video_id})" if first else \
+        f"{llm.name} (a proposal for a stand-in 30 s video)"
+    if first is None:
+        first = VideoMeta("preflight-stand-in", "annotations", None, None, 30.0, (),
+                          sized_metadata(30.0))
+    started = time.monotonic()
+    proposed = propose(llm, ROLES[0], first, list(TASK_CODES), 1, settings, max_attempts=1)
+    log = proposed.log
+    if log["cached"]:
+        return [f"preflight: no timed call: {target} is answered from the cache (a rerun)"]
+    failed = log["error_kind"] in (CALL_FAILED, CONTEXT_LENGTH)
+    invalid = f"{log['error_kind']}: {log['error']}" if log["error_kind"] else None
+    timing = CallTiming(time.monotonic() - started, 1, log["prompt_tokens"] or None,
+                        log["completion_tokens"] or None, log["error"] if failed else None,
+                        None if failed else invalid)
+    lines = preflight_lines(target, timing, round(calls), args.concurrency, args.timeout,
+                            "--timeout")
+    structured = llm.structured.describe()
+    lines.append(f"  role replies will be asked for with {structured['how']}"
+                 + (" (the server refused " + ", ".join(r["mode"] for r in
+                                                        structured["refusals"]) + ")"
+                    if structured["refusals"] else ""))
+    return lines
 
 
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return 2
+    return EXIT_FATAL
+
+
+def _open_llm(args, settings: GeneratorSettings, cache_dir: Path) -> LLM:
+    """The generator's client, judge and cache as one ``LLM``; ValueError or
+    JudgeConfigError when the settings are wrong."""
+    api_key = os.environ.get(args.llm_api_key_env) or None
+    client = ChatClient(args.llm_base_url, args.llm_model, api_key,
+                        concurrency=args.concurrency, timeout_s=args.timeout,
+                        max_attempts=args.max_attempts)
+    try:
+        judge = _judge(args, api_key, cache_dir)
+    except (ValueError, JudgeConfigError):
+        client.close()
+        raise
+    return LLM(client, JudgeCache(cache_dir), judge, args.concurrency,
+               settings.response_format)
+
+
+def _close(llm: LLM) -> None:
+    llm.client.close()
+    llm.cache.close()
+    if hasattr(llm.judge, "close"):
+        llm.judge.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,23 +299,35 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, AnnotationError) as error:
         return _fail(str(error))
     items = items[:args.limit] if args.limit else items
-    if args.dry_run:
-        return _dry_run(args, items, settings)
-    if not args.llm_base_url or not args.llm_model:
+    named = bool(args.llm_base_url and args.llm_model)
+    if not named and not args.dry_run:
         parser.error("--llm-base-url and --llm-model are required (or pass --dry-run)")
-    raw = any(item.raw for item in items)
     cache_dir = args.cache_dir or args.out / CACHE
-    api_key = os.environ.get(args.llm_api_key_env) or None
+    known = _known_metadata(args, items)
+    if args.dry_run:
+        planned = _estimate(args, items, settings, known)
+        print(render(planned, args.price_input, args.price_output, timed=named))
+        if named:
+            try:
+                llm = _open_llm(args, settings, cache_dir)
+            except (ValueError, JudgeConfigError) as error:
+                return _fail(str(error))
+            try:
+                print("\n".join(_preflight(llm, args, items, settings, known, planned.calls)))
+            except FatalLLMError as error:
+                return _fail(str(error))
+            finally:
+                _close(llm)
+        return 0
+    raw = any(item.raw for item in items)
     try:
         density = _density_settings(args, settings, raw)
         if raw:
             check_backends(density)
-        client = ChatClient(args.llm_base_url, args.llm_model, api_key,
-                            concurrency=args.concurrency, timeout_s=args.timeout,
-                            max_attempts=args.max_attempts)
-        judge = _judge(args, api_key, cache_dir)
+        llm = _open_llm(args, settings, cache_dir)
     except (ValueError, BackendUnavailable, JudgeConfigError) as error:
         return _fail(str(error))
+    client, judge = llm.client, llm.judge
     recorded = {"input": str(Path(args.source).expanduser().resolve())
                 if Path(args.source).expanduser().exists() else args.source,
                 "kind": kind, "limit": args.limit, "llm": client.name, "judge": judge.name,
@@ -239,15 +338,21 @@ def main(argv: list[str] | None = None) -> int:
         with writing(args.out, "nothing was generated yet: free space and rerun"):
             folder.start(recorded, args.fresh)
     except SettingsMismatch as error:
+        _close(llm)
         return _fail(str(error))
     except WriteFailed as error:
+        _close(llm)
         print(f"error: {error}", file=sys.stderr)
         return EXIT_WRITE_FAILED
-    llm = LLM(client, JudgeCache(cache_dir), judge, args.concurrency)
     generator = Generator(llm, Deduplicator(settings.duplicate_threshold), settings)
     perceiver = Perceiver(density, cache_dir, settings.language) if raw else None
     status, resumed, problems = 0, 0, []
     try:
+        todo = [i for i in items if i.video_id not in folder.finished()]
+        if todo and not args.no_preflight:
+            calls = _estimate(args, todo, settings, known).calls
+            print("\n".join(_preflight(llm, args, todo, settings, known, calls)),
+                  file=sys.stderr)
         outcome = run_videos(items, folder, generator, perceiver,
                              args.video_workers or args.concurrency, settings.frames,
                              progress=not args.no_progress)
@@ -261,18 +366,18 @@ def main(argv: list[str] | None = None) -> int:
         results = [done[i.video_id] for i in items if i.video_id in done]
     finally:
         problems += [p for p in (llm.cache.problem, getattr(judge, "problem", None)) if p]
-        client.close()
-        llm.cache.close()
-        if hasattr(judge, "close"):
-            judge.close()
+        _close(llm)
+    notes = client.server_notes() + (judge.settings().get("server_notes") or [])
     try:
         with writing(args.out, RESUME):
             written = write_outputs(results, args.out, settings.allow_partial)
             run_info = {"input": recorded["input"], "kind": kind,
                         "language": settings.language, "llm": client.name,
-                        "judge": judge.name, "questions": written["questions"]}
-            write_report(results, kept(results, settings.allow_partial), run_info, args.out,
-                         density)
+                        "judge": judge.name, "questions": written["questions"],
+                        "structured_output": llm.structured.describe(),
+                        "server_notes": notes}
+            summary = write_report(results, kept(results, settings.allow_partial), run_info,
+                                   args.out, density)
     except WriteFailed as error:
         problems.append(str(error))
     if problems:
@@ -283,7 +388,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{written['questions']} questions for {written['videos']} videos -> "
           f"{args.out / 'annotations.parquet'}; report: {args.out / 'report.md'}"
           + (f" ({resumed} videos were finished by an earlier run)" if resumed else ""))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if retry:
         print(f"{retry} video(s) had failed calls: rerun the same command to finish them",
               file=sys.stderr)
+    failure = None if status else reply_failure(summary, args.max_reply_error_rate)
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
+        return EXIT_REPLY_ERRORS
     return status or (EXIT_RETRY if retry else 0)

@@ -89,10 +89,14 @@ def estimate(items: Sequence[VideoInput], known: dict[str, str],
     return Estimate(len(items), calls, prompt, completion, exact)
 
 
-def render(result: Estimate, price_in: float | None, price_out: float | None) -> str:
+def render(result: Estimate, price_in: float | None, price_out: float | None,
+           timed: bool = False) -> str:
+    """The estimate as printed (``timed``: one timed call follows, so it was not all
+    "nothing sent")."""
     per = max(result.videos, 1)
+    sent = "nothing sent but the one timed call below" if timed else "nothing sent"
     lines = [
-        f"dry run: {result.videos} videos, nothing sent "
+        f"dry run: {result.videos} videos, {sent} "
         f"(metadata measured for {result.exact_metadata}, sized from duration for the rest)",
         f"  calls      ~{result.calls:,.0f}  (~{result.calls / per:.1f} per video: 5 role "
         f"proposals, a second round for ~{SECOND_ROUND_SHARE:.0%} of videos, 4 per checked "

@@ -5,7 +5,10 @@ each reply (valid or not: a broken reply is still what the model said to that pr
 stored in the judge's cache file before it is used, keyed by model, endpoint, call kind,
 body parameters and messages. A transport failure is not stored, so a rerun asks again.
 The gate bounds the calls in flight across the generator's own calls and the judge's,
-which have separate clients: ``--concurrency`` is the total the server sees.
+which have separate clients: ``--concurrency`` is the total the server sees. Structured
+replies are asked for in the ``response_format`` mode the server accepts
+(``evads_tasks.core.response_format``: found once per run, kept in the cache file).
+A context-length error fails that call alone (``Reply.error_kind`` ``context_length``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field, fields
 
@@ -25,7 +29,15 @@ from evads_tasks.core.judge import (
     build_messages,
     cache_key,
 )
+from evads_tasks.core.response_format import (
+    CAPABILITY,
+    StructuredOutput,
+    messages_in_mode,
+    response_format,
+)
 from evads_tasks.core.tokens import count_tokens, message_tokens
+
+CALL_FAILED, CONTEXT_LENGTH = "call_failed", "context_length"
 
 
 class FatalLLMError(RuntimeError):
@@ -34,7 +46,9 @@ class FatalLLMError(RuntimeError):
 
 @dataclass(frozen=True)
 class Reply:
-    """One LLM reply, from the server or the cache; ``error`` when the call failed."""
+    """One LLM reply, from the server or the cache; ``error`` when the call failed, and
+    ``error_kind`` how: ``call_failed`` (a rerun asks again) or ``context_length`` (the
+    prompt does not fit the server's context: asking again cannot help)."""
 
     kind: str
     content: str | None
@@ -42,6 +56,7 @@ class Reply:
     cached: bool
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    error_kind: str | None = None
 
 
 @dataclass
@@ -51,6 +66,8 @@ class CallStats:
     calls: Counter = field(default_factory=Counter)
     cached: Counter = field(default_factory=Counter)
     failed: Counter = field(default_factory=Counter)
+    # calls the server refused for a parameter it does not take (response_format)
+    refused: Counter = field(default_factory=Counter)
     # as the server reported them, for the calls made (not for cache hits)
     prompt_tokens: Counter = field(default_factory=Counter)
     completion_tokens: Counter = field(default_factory=Counter)
@@ -67,12 +84,20 @@ class LLM:
     """Cached, gated calls to the generator's model and to the judge."""
 
     def __init__(self, client: ChatClient, cache: JudgeCache | None, judge: Judge,
-                 concurrency: int) -> None:
+                 concurrency: int, response_format_mode: str = "json_schema") -> None:
         self.client, self.cache, self.judge = client, cache, judge
         self.gate = threading.BoundedSemaphore(concurrency)
         self.stats = CallStats()
         self._lock = threading.Lock()
         self._parent: LLM | None = None
+        remembered = None if cache is None else cache.get_capability(
+            client.model, client.endpoint, CAPABILITY)
+        self.structured = StructuredOutput(response_format_mode, remembered,
+                                           None if cache is None else self._remember)
+
+    def _remember(self, mode: str, detail: str) -> None:
+        self.cache.put_capability(self.client.model, self.client.endpoint, CAPABILITY, mode,
+                                  detail)
 
     @property
     def name(self) -> str:
@@ -92,8 +117,47 @@ class LLM:
         if self._parent is not None:
             self._parent._count(kind, **amounts)
 
-    def ask(self, kind: str, messages: list[dict], **params: object) -> Reply:
-        """One reply to ``messages`` (``params`` go into the request body verbatim)."""
+    def ask(self, kind: str, messages: list[dict], *, max_attempts: int | None = None,
+            **params: object) -> Reply:
+        """One reply to ``messages`` (``params`` go into the request body verbatim;
+        ``max_attempts`` overrides the client's tries)."""
+        try:
+            return self._cached_call(kind, messages, params, max_attempts)
+        except ChatError as error:
+            return self._failed(kind, error)
+
+    def ask_structured(self, kind: str, messages: list[dict], schema: dict, name: str, *,
+                       max_attempts: int | None = None, **params: object) -> Reply:
+        """As :meth:`ask`, for a JSON reply of ``schema``, in the ``response_format`` mode
+        the server accepts (a refusal moves the run to the next mode, see
+        ``core/response_format.py``)."""
+        def send(mode: str) -> Reply:
+            fmt = response_format(mode, schema, name)
+            try:
+                return self._cached_call(
+                    kind, messages_in_mode(mode, messages, schema),
+                    {**params, **({"response_format": fmt} if fmt else {})}, max_attempts)
+            except ChatError as error:
+                if error.refused:
+                    self._count(kind, calls=error.attempts, refused=1)
+                raise
+        try:
+            return self.structured.call(send)
+        except ChatError as error:
+            return self._failed(kind, error)
+
+    def _failed(self, kind: str, error: ChatError) -> Reply:
+        """A failed call as a Reply; a failure no retry mends (bad key, URL, model) stops
+        the run, a context-length error fails this call alone."""
+        self._count(kind, calls=error.attempts, failed=1)
+        if error.fatal and error.overflow is None:
+            raise FatalLLMError(str(error)) from None
+        return Reply(kind, None, str(error), False,
+                     error_kind=CONTEXT_LENGTH if error.overflow else CALL_FAILED)
+
+    def _cached_call(self, kind: str, messages: list[dict], params: dict,
+                     max_attempts: int | None) -> Reply:
+        """The cached reply, else one call (stored before it is used); raises ChatError."""
         key = cache_key(self.client.model, self.client.endpoint,
                         [{"kind": kind, "params": json.dumps(params, sort_keys=True)},
                          *messages])
@@ -104,14 +168,10 @@ class LLM:
                         estimated_completion_tokens=count_tokens(raw))
             return Reply(kind, raw, None, True, usage.get("prompt_tokens", 0),
                          usage.get("completion_tokens", 0))
-        try:
-            with self.gate:
-                reply = self.client.complete(messages, **params)
-        except ChatError as error:
-            self._count(kind, calls=error.attempts, failed=1)
-            if error.fatal:
-                raise FatalLLMError(str(error)) from None
-            return Reply(kind, None, str(error), False)
+        with self.gate:
+            reply = self.client.complete_until(
+                time.monotonic() + self.client.retry_budget_s, messages,
+                max_attempts=max_attempts, **params)
         usage = {"prompt_tokens": reply.prompt_tokens or 0,
                  "completion_tokens": reply.completion_tokens or 0}
         if self.cache is not None:

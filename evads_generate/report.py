@@ -70,6 +70,8 @@ def summarize(results: Sequence[VideoResult], run: dict) -> dict:
     statuses = Counter(r.status for r in results)
     usable = sum(r.status != UNUSABLE for r in results)
     tasks_seen = sorted({c.task for c in candidates} - set(TASK_CODES))
+    first_error = next((f"{r['id']}: {r['error_kind']}: {' '.join(str(r['error']).split())}"
+                        [:400] for r in replies if r["error_kind"]), None)
     return {
         "run": run,
         "videos": {"total": len(results), **{s: statuses.get(s, 0) for s in
@@ -92,6 +94,7 @@ def summarize(results: Sequence[VideoResult], run: dict) -> dict:
                                        if name in c.checks])
                    for name in ("answerable", "blind")},
         "reply_errors": dict(Counter(r["error_kind"] for r in replies if r["error_kind"])),
+        "first_reply_error": first_error,
         "replies": len(replies),
         "calls": stats,
         "calls_per_accepted": _rate(replies_used, accepted),
@@ -132,6 +135,24 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _server_lines(run: dict) -> list[str]:
+    """How the server was asked for structured replies (and why, after a refusal), and
+    what fitting it changed: a clipped budget, a concurrency that backed off."""
+    structured = run.get("structured_output")
+    lines = []
+    if structured:
+        line = f"- role replies asked for with {structured['how']}"
+        refusals = structured.get("refusals") or []
+        if refusals:
+            refused = "; ".join(f"{r['mode']} ({r['reason'][:160]})" for r in refusals)
+            when = ("remembered from an earlier run in this cache"
+                    if structured.get("remembered") else "in this run")
+            line += f": the server refused {refused}, {when}"
+        lines.append(line)
+    lines += [f"- {note}" for note in run.get("server_notes") or ()]
+    return lines
+
+
 def _table(title: str, table: dict) -> list[str]:
     lines = [f"| {title} | candidates | selected | rejected | acceptance |",
              "|---|---:|---:|---:|---:|"]
@@ -148,6 +169,7 @@ def render_markdown(summary: dict, density: dict | None) -> str:
         "# Generated E-VAds-style questions", "",
         f"- input: `{run['input']}` ({run['kind']}); language `{run['language']}`",
         f"- generator LLM: {run['llm']}; judge: {run['judge']}",
+        *_server_lines(run),
         f"- videos: {videos['total']} (complete {videos[COMPLETE]}, partial "
         f"{videos[PARTIAL]}, unusable {videos[UNUSABLE]}, to retry {videos[RETRY]}); "
         f"questions written: {run['questions']} to `annotations.parquet`",
@@ -186,11 +208,15 @@ def render_markdown(summary: dict, density: dict | None) -> str:
         f"{_num(words['all']['mean'], 1)}",
         "", "## Failed role replies", ""]
     lines += [f"- {kind}: {n}" for kind, n in summary["reply_errors"].items()] or ["- none"]
-    lines += ["", "## Calls by kind", "", "| kind | calls | cached | failed | prompt tokens "
-              "(counted) | completion tokens (counted) |", "|---|---:|---:|---:|---:|---:|"]
+    if summary["first_reply_error"]:
+        lines += [f"- first: `{summary['first_reply_error']}`"]
+    lines += ["", "## Calls by kind", "", "| kind | calls | cached | failed | refused "
+              "(response_format) | prompt tokens (counted) | completion tokens (counted) |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     kinds = sorted(set().union(*(calls[k] for k in ("calls", "cached", "failed"))))
     lines += [f"| {k} | {calls['calls'].get(k, 0)} | {calls['cached'].get(k, 0)} | "
-              f"{calls['failed'].get(k, 0)} | {calls['estimated_prompt_tokens'].get(k, 0)} | "
+              f"{calls['failed'].get(k, 0)} | {calls.get('refused', {}).get(k, 0)} | "
+              f"{calls['estimated_prompt_tokens'].get(k, 0)} | "
               f"{calls['estimated_completion_tokens'].get(k, 0)} |" for k in kinds]
     if density:
         lines += ["", "## Density of the new set", "",

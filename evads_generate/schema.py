@@ -9,7 +9,8 @@ whole reply, and the other roles' good candidates in it, fail validation.
 A reply that is not a valid ``Proposal`` is a counted error of one of ``REPLY_ERRORS``:
 ``refusal`` (prose that declines), ``truncated_json`` (JSON cut off, usually at the token
 limit), ``invalid_json`` (anything else that does not parse), ``schema`` (JSON of the wrong
-shape).
+shape); a call that brought no reply is ``call_failed`` (a rerun asks again) or
+``context_length`` (the prompt does not fit the server's context).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-REPLY_ERRORS = ("refusal", "truncated_json", "invalid_json", "schema", "call_failed")
+REPLY_ERRORS = ("refusal", "truncated_json", "invalid_json", "schema", "call_failed",
+                "context_length")
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 # Phrases an LLM uses to decline, in the languages we ask in; only looked for in a reply
 # that is not JSON.
@@ -64,15 +66,9 @@ class Proposal(BaseModel):
     candidates: list[Candidate]
 
 
-def response_format(kind: str) -> dict | None:
-    """The ``response_format`` body parameter for a proposal call (None: send none)."""
-    if kind == "none":
-        return None
-    if kind == "json_object":
-        return {"type": "json_object"}
-    return {"type": "json_schema",
-            "json_schema": {"name": "evads_proposal", "strict": True,
-                            "schema": Proposal.model_json_schema()}}
+# The schema a role agent's reply is asked for with (in every response_format mode).
+PROPOSAL_SCHEMA = Proposal.model_json_schema()
+PROPOSAL_SCHEMA_NAME = "evads_proposal"
 
 
 class ReplyError(ValueError):

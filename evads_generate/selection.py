@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from .checks import answerability, blind
-from .llm import LLM
+from .llm import CONTEXT_LENGTH, LLM
 from .records import SELECTED, UNSELECTED, CandidateRecord, VideoMeta
 from .settings import GeneratorSettings
 
@@ -39,13 +39,18 @@ def llm_checks(llm: LLM, meta: VideoMeta, candidate: CandidateRecord,
                settings: GeneratorSettings) -> bool | None:
     """Run answerability and blind side by side; True when both pass, None if undecided.
 
-    A failure is recorded as the candidate's rejection (answerability before blind).
+    A failure is recorded as the candidate's rejection (a prompt too long for the server's
+    context first, then answerability, then blind).
     """
     with ThreadPoolExecutor(max_workers=1) as side:
         blind_check = side.submit(blind, llm, meta, candidate, settings)
         answerable = answerability(llm, meta, candidate, settings)
         guessed = blind_check.result()  # its exception (a FatalLLMError) raised here
     candidate.checks.update(answerable=answerable, blind=guessed)
+    if overflow := next((o for o in (answerable, guessed)
+                         if o.get("error_kind") == CONTEXT_LENGTH), None):
+        candidate.reject(CONTEXT_LENGTH, overflow["error"])  # asking again cannot help
+        return False
     if answerable.get("ok") is False:
         candidate.reject("unanswerable", answerable["detail"])
         return False

@@ -130,8 +130,11 @@ def _add_rescore(commands: argparse._SubParsersAction) -> None:
                          help="the run's dataset, for samples logged without the judge's "
                               "inputs (runs made before evads logged them)")
     rescore.add_argument("--dry-run", action="store_true",
-                         help="count the judge calls left and estimate their tokens; call "
-                              "and write nothing")
+                         help="count the judge calls left, estimate their tokens and make "
+                              "the one timed call (its verdict goes to the judge cache); "
+                              "write nothing else")
+    rescore.add_argument("--no-preflight", action="store_true",
+                         help="skip the timed judge call before the run")
     rescore.add_argument("--fresh", action="store_true",
                          help="start over in an --out folder that holds another rescore")
 

@@ -31,6 +31,18 @@
   for zeros; ``served_model``: the reply's ``model``, a name or a function of the call index
   (None: the model the request named), so a test can script a re-pointed alias.
 
+Server limits, as real servers answer them (``tests/real_server.py`` runs real ones):
+
+- ``refuse_formats``: ``response_format`` types the server refuses the way llama-cpp-python
+  0.3.36 refuses ``json_schema`` (HTTP 500, its pydantic error in the body);
+  ``server.refused`` counts those requests;
+- ``context_window``: a request whose prompt (counted with ``evads_tasks.core.tokens``) and
+  ``max_tokens`` do not fit gets the 400 vLLM, OpenAI and llama-cpp-python send ("This
+  model's maximum context length is N tokens. However, you requested ..."); ``list_context``
+  also lists the window in ``GET /models`` as vLLM does (``max_model_len``);
+- ``slots``: how many requests it serves at once; the others wait their turn, as on
+  llama.cpp with ``-np 1`` (``latency_s`` each).
+
 ``server.calls`` counts every POST (faulted ones too); ``server.max_in_flight`` is the most
 calls it served at once; ``server.requests`` keeps each JSON body and ``server.auth_headers``
 each Authorization header. Use it as a context manager::
@@ -67,6 +79,7 @@ from evads_tasks.core.judge.prompts import (
     SECTION_TRACE,
     read_sections,
 )
+from evads_tasks.core.tokens import message_tokens
 
 FAULTS = ("timeout", "500", "429", "401", "garbage", "bad_json", "trickle", "close", "echo",
           "gzip_corrupt", "charset", "surrogate", "gzip_bomb", "huge", "redirect_302",
@@ -146,7 +159,9 @@ class JudgeServer:
                  trickle_s: float = 0.2, echo_pad: int | Callable[[int], int] = 0,
                  usage: Callable[[int, str], dict[str, int]] | None = None,
                  served_model: str | Callable[[int], str] | None = None,
-                 bomb_mb: int = 200, huge_mb: int = 5) -> None:
+                 bomb_mb: int = 200, huge_mb: int = 5,
+                 refuse_formats: Sequence[str] = (), context_window: int | None = None,
+                 list_context: bool = False, slots: int | None = None) -> None:
         for fault in faults if not callable(faults) else ():
             if fault is not None and fault not in FAULTS:
                 raise ValueError(f"unknown fault {fault!r}; use one of {FAULTS}")
@@ -155,6 +170,10 @@ class JudgeServer:
         self.trickle_s, self.echo_pad = trickle_s, echo_pad
         self.usage, self.served_model = usage, served_model
         self.bomb_mb, self.huge_mb = bomb_mb, huge_mb
+        self.refuse_formats, self.context_window = tuple(refuse_formats), context_window
+        self.list_context = list_context
+        self.refused = 0
+        self._slots = threading.BoundedSemaphore(slots) if slots else None
         self.requests: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
         self._calls = 0
@@ -183,6 +202,27 @@ class JudgeServer:
             return self.faults(index)
         return self.faults[index] if index < len(self.faults) else None
 
+    def limit_error(self, payload: dict[str, Any]) -> tuple[int, str] | None:
+        """(status, message) when the request passes a server limit, else None."""
+        fmt = payload.get("response_format")
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
+        if kind in self.refuse_formats:
+            with self._lock:
+                self.refused += 1
+            return 500, ("1 validation error:\n  {'type': 'literal_error', 'loc': ('body', "
+                         "'response_format', 'type'), 'msg': \"Input should be 'text' or "
+                         f"'json_object'\", 'input': '{kind}'}}")
+        if self.context_window is None:
+            return None
+        prompt = message_tokens(payload["messages"])
+        budget = int(payload.get("max_tokens") or 0)
+        if prompt + budget <= self.context_window:
+            return None
+        return 400, (f"This model's maximum context length is {self.context_window} tokens. "
+                     f"However, you requested {prompt + budget} tokens ({prompt} in the "
+                     f"messages, {budget} in the completion). Please reduce the length of "
+                     "the messages or completion.")
+
     def start(self) -> JudgeServer:
         server = self
 
@@ -208,6 +248,15 @@ class JudgeServer:
                 body = json.dumps({"error": {"message": message, "code": status}}).encode()
                 self._send(status, body, headers)
 
+            def do_GET(self) -> None:
+                if not self.path.rstrip("/").endswith("/models"):
+                    self._error(404, f"no route {self.path}")
+                    return
+                entry: dict[str, Any] = {"id": server.model, "object": "model"}
+                if server.list_context and server.context_window:
+                    entry["max_model_len"] = server.context_window
+                self._send(200, json.dumps({"object": "list", "data": [entry]}).encode())
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if not urlsplit(self.path).path.rstrip("/").endswith("/chat/completions"):
@@ -227,7 +276,13 @@ class JudgeServer:
                     server._in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server._in_flight)
                 try:
-                    self._answer(index, payload, messages)
+                    if (limit := server.limit_error(payload)) is not None:
+                        self._error(*limit)
+                    elif server._slots is not None:
+                        with server._slots:
+                            self._answer(index, payload, messages)
+                    else:
+                        self._answer(index, payload, messages)
                 finally:
                     with server._lock:
                         server._in_flight -= 1

@@ -274,10 +274,18 @@ def test_official_r5_r3_r2_follow_their_arithmetic(env, script):
 
 
 def test_official_retries_garbled_replies_at_least_their_tries(env):
-    """The synthetic script allows 3 tries 0.01 s apart; evads keeps its own 6 as a floor."""
+    """The synthetic script allows 3 tries 0.01 s apart; evads keeps its own 6 as a floor.
+    A reply repeated word for word at the script's temperature 0 is not asked for again:
+    the same call would bring the same reply (and the same bill) each time."""
     env.setenv("EVADS_PROTOCOL", "official")
     env.setenv("EVADS_OFFICIAL_EVAL", str(SYNTHETIC))
-    with JudgeServer(faults=["garbage"] * 5) as server:
+    calls = iter(range(100))
+
+    def garbled_five_times(messages: list[dict]) -> str:
+        call = next(calls)
+        return "Answer: 0.75" if call == 5 else f"I would say about {call}/10, maybe."
+
+    with JudgeServer(garbled_five_times) as server:
         env.setenv("EVADS_JUDGE_BASE_URL", server.url)
         judge = judge_from_env()
         assert (judge.model, judge.retry_delay_s, judge.timeout_s) == ("synthetic-judge",
@@ -285,6 +293,13 @@ def test_official_retries_garbled_replies_at_least_their_tries(env):
         doc = utils._doc(parse_rows(ROWS[:1])[0], Path("/videos/101.mp4"), 0)
         values = utils.process_results(doc, ["59.9"])
         assert server.calls == 6 and values["judge_errors"]["error"] is None
+    with JudgeServer(faults=["garbage"] * 5) as server:
+        env.setenv("EVADS_JUDGE_BASE_URL", server.url)
+        env.setenv("EVADS_CACHE_DIR", str(Path(os.environ["EVADS_CACHE_DIR"]) / "again"))
+        values = utils.process_results(doc, ["59.9"])
+        assert server.calls == 2
+        assert "the judge gave the same reply twice at temperature 0" in \
+            values["judge_errors"]["error"]
 
 
 # ---- a missing or changed script ---------------------------------------------------------

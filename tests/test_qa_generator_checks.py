@@ -12,9 +12,16 @@ from paths import REPO
 
 from evads_generate.checks import Deduplicator, form_check, ground, language_check
 from evads_generate.records import CandidateRecord
-from evads_generate.schema import Proposal, ReplyError, parse_proposal, response_format
+from evads_generate.schema import (
+    PROPOSAL_SCHEMA,
+    PROPOSAL_SCHEMA_NAME,
+    Proposal,
+    ReplyError,
+    parse_proposal,
+)
 from evads_generate.selection import preference_order
 from evads_tasks.core.annotations import load_annotations
+from evads_tasks.core.response_format import messages_in_mode, response_format
 
 
 @pytest.fixture(scope="module")
@@ -122,12 +129,22 @@ def test_broken_replies_are_named(reply, kind):
 
 
 def test_the_schema_sent_is_the_one_that_validates():
-    sent = response_format("json_schema")["json_schema"]["schema"]
+    sent = response_format("json_schema", PROPOSAL_SCHEMA,
+                           PROPOSAL_SCHEMA_NAME)["json_schema"]["schema"]
     assert sent == Proposal.model_json_schema()
     assert sent["additionalProperties"] is False
     fenced = "```json\n" + json.dumps({"product_category": "Others", "candidates": []}) + "\n```"
     assert parse_proposal(fenced).candidates == []
-    assert response_format("none") is None
+    # below json_schema the same schema rides in json_object's schema field and the prompt
+    assert response_format("json_object", PROPOSAL_SCHEMA, PROPOSAL_SCHEMA_NAME) == {
+        "type": "json_object", "schema": sent}
+    assert response_format("none", PROPOSAL_SCHEMA, PROPOSAL_SCHEMA_NAME) is None
+    messages = [{"role": "system", "content": "Propose."}, {"role": "user", "content": "ad"}]
+    assert messages_in_mode("json_schema", messages, sent) == messages
+    for mode in ("json_object", "none"):
+        asked = messages_in_mode(mode, messages, sent)
+        assert asked[1:] == messages[1:] and asked[0]["content"].startswith("Propose.\n\n")
+        assert json.dumps(sent, ensure_ascii=False) in asked[0]["content"]
 
 
 def test_dry_run_estimates_calls_and_tokens_without_a_server(sample_dir, tmp_path):

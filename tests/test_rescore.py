@@ -236,7 +236,9 @@ def test_judge_b_rescores_the_run_without_a_model(run_a, tmp_path):
                          EVADS_VIDEO_DIR=str(tmp_path / "no-videos-here"))
         plan = _rescore(run_a.out, "--out", out, "--dry-run", env=env)
         assert plan.returncode == 0, plan.stderr
-        assert not out.exists() and server.calls == 0
+        # nothing written; one call: the timed preflight, whose verdict goes to the cache
+        assert not out.exists() and server.calls == 1
+        assert "preflight: one timed call to judge-b @ " in plan.stdout
         assert "judge calls       40" in plan.stdout and "in the cache      0" in plan.stdout
         estimated = int(plan.stdout.split("tokens (est.)     ~")[1].split()[0].replace(",", ""))
         assert estimated > 40 * 200  # the rubric and the sample's metadata, 40 times
@@ -252,7 +254,7 @@ def test_judge_b_rescores_the_run_without_a_model(run_a, tmp_path):
     assert done.stderr.strip().splitlines()[-2].startswith("error: the judge failed on 1 of 40")
     assert "no model is loaded" in done.stderr and "no model is loaded" in done.stdout
     assert "model libraries imported: []" in done.stderr
-    assert calls == 40 + 1  # the garbage reply is asked once more
+    assert calls == 40 + 1  # the garbage reply is asked once more; the dry run's verdict kept
     assert "in the cache      39" in again.stdout and "judge calls       1" in again.stdout
 
     results = _results(out)
@@ -262,8 +264,10 @@ def test_judge_b_rescores_the_run_without_a_model(run_a, tmp_path):
     assert results["evads"]["rescore"]["source"].startswith(str(run_a.out))
     assert results["config"]["model"] == "dummy"  # the model that made the predictions
     usage = results["results"]["evads"]["judge_usage,none"]
-    assert (usage["calls"], usage["prompt_tokens"], usage["completion_tokens"]) == (41, 287, 123)
-    assert usage["cost"] == pytest.approx((287 * 0.8 + 123 * 2) / 1e6)
+    # 39 verdicts paid now (the failed one twice), one from the dry run's timed call
+    assert (usage["calls"], usage["prompt_tokens"], usage["completion_tokens"]) == (40, 280, 120)
+    assert (usage["cached"], usage["cached_prompt_tokens"]) == (1, 7)
+    assert usage["cost"] == pytest.approx((280 * 0.8 + 120 * 2) / 1e6)
     assert usage["requested_models"] == ["judge-b"] and usage["served_models"] == {"judge-b": 40}
 
     report = (out / "evads_report.md").read_text(encoding="utf-8")

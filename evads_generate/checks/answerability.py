@@ -5,15 +5,17 @@ A question the metadata cannot settle, or whose reference the metadata contradic
 low and is rejected; the score is kept either way. The judge sees exactly what it sees when
 it scores a model on the benchmark (question, metadata, clues, reference), so the check asks
 "would a careful reader of the ad get this right?". A failed call or judge gives ``ok``
-None: the candidate is not decided this run, and a rerun asks again.
+None with its ``error_kind``: ``call_failed`` leaves the candidate undecided this run (a
+rerun asks again), ``context_length`` (a prompt the server's context cannot hold) rejects it.
 """
 
 from __future__ import annotations
 
 from evads_tasks.core.judge import JudgeRequest
 from evads_tasks.core.responses import judged_text
+from evads_tasks.core.server_fit import OVERFLOW_REASON
 
-from ..llm import LLM
+from ..llm import CALL_FAILED, CONTEXT_LENGTH, LLM
 from ..prompts import answerer_messages
 from ..records import CandidateRecord, VideoMeta
 from ..settings import GeneratorSettings
@@ -27,7 +29,7 @@ def answer_and_score(llm: LLM, kind: str, messages: list[dict], meta: VideoMeta,
     """
     reply = llm.ask(kind, messages, temperature=0, max_tokens=max_tokens)
     if reply.error is not None:
-        return {"ok": None, "error": reply.error}
+        return {"ok": None, "error": reply.error, "error_kind": reply.error_kind}
     answer = judged_text(reply.content)
     verdict = llm.score(JudgeRequest(question=candidate.question, metadata=meta.metadata,
                                      clues=candidate.clues(), reference=candidate.answer,
@@ -35,7 +37,9 @@ def answer_and_score(llm: LLM, kind: str, messages: list[dict], meta: VideoMeta,
     outcome = {"answer": answer, "score": verdict.score, "judge": verdict.judge,
                "judge_raw": verdict.raw}
     if verdict.score is None:
-        outcome.update(ok=None, error=verdict.error)
+        overflow = OVERFLOW_REASON in (verdict.error or "")
+        outcome.update(ok=None, error=verdict.error,
+                       error_kind=CONTEXT_LENGTH if overflow else CALL_FAILED)
     return outcome
 
 

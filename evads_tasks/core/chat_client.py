@@ -4,7 +4,9 @@ Why it looks like this: the judge and the Q&A generator send tens of thousands o
 many threads to servers that rate-limit, fail, stall and sometimes echo what they were sent.
 So a call
 
-- is bounded by one semaphore per client (``concurrency`` calls in flight);
+- is bounded per client by an adaptive limit (``core/concurrency.py``): at most
+  ``concurrency`` calls in flight, fewer while calls time out or slow down because the server
+  queues them;
 - has a deadline: ``timeout_s`` bounds the whole call (connect, send, every byte of the
   reply), not each socket read, so a server that trickles a byte a second cannot hold it;
   the HTTP exchange runs in a worker thread that the caller stops waiting for at the deadline;
@@ -12,8 +14,14 @@ So a call
   ``retry_after_max_s``), 5xx and malformed bodies, up to ``max_attempts`` tries and within a
   total ``retry_budget_s`` (a wait that would pass the budget ends the call at once); each
   retry logs one WARNING line with the reason, the attempt and the wait;
-- fails at once on 401/403/other 4xx (a bad key, URL or model will not mend itself) and on a
-  redirect (naming the target host);
+- fails at once on 401/403/other 4xx (a bad key, URL or model will not mend itself), on a
+  redirect (naming the target host), and on an error that is about the server rather than
+  the call (``core/server_fit.py``): a refused ``response_format`` (``ChatError.refused``:
+  the caller asks again without it) or a context window the request does not fit
+  (``ChatError.overflow``);
+- fits its completion budget (``max_tokens``) to the server's context window once the server
+  has said what it is (``GET /models``, or a context-length error, after which the call is
+  sent once more with the budget that fits): the prompt is never cut, only the budget;
 - reads every reply as a hostile one (:mod:`evads_tasks.core.chat_replies`): a damaged or
   oversized (also once inflated) body, an unknown charset or a lone surrogate is a failed
   attempt, retried and counted like a 500, never an exception past the client; implausible
@@ -48,7 +56,18 @@ from .chat_replies import (
     redirect_reason,
     token_count,
 )
+from .concurrency import AdaptiveLimit
 from .redaction import REDACTED, redact, redact_cut, url_secrets
+from .server_fit import (
+    BUDGET_KEYS,
+    OVERFLOW_REASON,
+    ContextOverflow,
+    context_from_models,
+    fitted_max_tokens,
+    parse_context_error,
+    refused_parameter,
+)
+from .tokens import message_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +97,17 @@ class ChatError(Exception):
 
     ``str()`` is redacted; ``reason`` is the last failure alone, ``raw`` the redacted last
     body (None when no body came), ``fatal`` True when retrying could not help (4xx),
-    ``status`` the last HTTP status (None without one), ``attempts`` the HTTP calls made.
+    ``status`` the last HTTP status (None without one), ``attempts`` the HTTP calls made;
+    ``refused`` the body parameter the server refused (``"response_format"``), ``overflow``
+    the server's context window when the request did not fit it (both fatal).
     """
 
     def __init__(self, message: str, *, reason: str, raw: str | None = None,
-                 fatal: bool = False, status: int | None = None, attempts: int = 0) -> None:
+                 fatal: bool = False, status: int | None = None, attempts: int = 0,
+                 refused: str | None = None, overflow: ContextOverflow | None = None) -> None:
         super().__init__(message)
         self.reason, self.raw, self.fatal, self.status = reason, raw, fatal, status
-        self.attempts = attempts
+        self.attempts, self.refused, self.overflow = attempts, refused, overflow
 
 
 class _Retryable(Exception):
@@ -99,6 +121,55 @@ class _Retryable(Exception):
 
 class _Fatal(_Retryable):
     """A failure that retrying cannot fix (bad key, wrong URL or model)."""
+
+
+class _Refused(_Fatal):
+    """The server does not take a parameter of the body (``parameter``)."""
+
+    def __init__(self, reason: str, raw: str | None, status: int, parameter: str) -> None:
+        super().__init__(reason, raw, status=status)
+        self.parameter = parameter
+
+
+class _Overflow(_Fatal):
+    """The request does not fit the server's context window."""
+
+    def __init__(self, reason: str, raw: str | None, status: int,
+                 overflow: ContextOverflow) -> None:
+        super().__init__(reason, raw, status=status)
+        self.overflow = overflow
+
+
+def _server_problem(status: int, text: str, body: dict, raw: str | None, shown: str,
+                    secrets: tuple[str, ...]) -> _Fatal | None:
+    """An error status that is about the server, not the call: a context window the request
+    does not fit, or a parameter the server refuses (never retried as it is). ``shown``
+    becomes the server's own error message when the body has one (``error.message``)."""
+    shown = _error_message(text, shown, secrets)
+    if 400 <= status < 500 and (overflow := parse_context_error(text)) is not None:
+        return _Overflow(f"HTTP {status} {OVERFLOW_REASON} of {overflow.window} tokens: "
+                         f"{shown}", raw, status, overflow)
+    if (parameter := refused_parameter(status, text, body)) is not None:
+        return _Refused(f"HTTP {status} the server refused {parameter}: {shown}", raw, status,
+                        parameter)
+    return None
+
+
+def _error_message(text: str, shown: str, secrets: tuple[str, ...]) -> str:
+    """The ``error.message`` of an OpenAI-style error body, whitespace folded, redacted and
+    cut (else ``shown``)."""
+    try:
+        message = json.loads(text)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return shown
+    if not isinstance(message, str):
+        return shown
+    return redact_cut(" ".join(message.split()), MESSAGE_BODY_CHARS, secrets)
+
+
+def _congested(error: _Retryable) -> bool:
+    """Whether a failed attempt says the server is overloaded or the call waited too long."""
+    return error.status in (429, 503) or str(error).startswith("timeout")
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -182,7 +253,13 @@ class ChatClient:
         self.retry_after_max_s = retry_after_max_s
         self._api_key = api_key or None
         self._secrets = (*((self._api_key,) if self._api_key else ()), *url_secrets(base_url))
-        self._semaphore = threading.BoundedSemaphore(concurrency)
+        self._limit = AdaptiveLimit(concurrency, timeout_s, name=self.name)
+        # What the server said about its context window (see _fit_budget).
+        self.context_window: int | None = None
+        self.context_source: str | None = None
+        self._models_checked = False
+        self._fit_lock = threading.Lock()
+        self._clipped: dict[str, int] = {}
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
@@ -233,22 +310,31 @@ class ChatClient:
         """One completion; ``params`` go into the JSON body verbatim. Raises ChatError."""
         return self.complete_until(time.monotonic() + self.retry_budget_s, messages, **params)
 
-    def complete_until(self, budget_deadline: float, messages: list[dict],
-                       **params: Any) -> ChatReply:
+    def complete_until(self, budget_deadline: float, messages: list[dict], *,
+                       max_attempts: int | None = None, **params: Any) -> ChatReply:
         """As :meth:`complete`, with the retry budget ending at ``budget_deadline``
-        (``time.monotonic()``): a caller that makes several calls for one item shares it."""
+        (``time.monotonic()``): a caller that makes several calls for one item shares it.
+        ``max_attempts`` overrides the client's tries (1: a single timed call)."""
         body = {"model": self.model, "messages": messages, **params}
+        tries = max_attempts or self.max_attempts
         attempts = 0
+        refitted = False
         while True:
             attempts += 1
+            body = self._fit_budget(body)
             try:
-                with self._semaphore:
-                    data = self._attempt(body)
+                data = self._limited_attempt(body)
+            except _Overflow as error:
+                refit = None if refitted else self._refit(body, error.overflow)
+                if refit is None:
+                    raise self._error(str(error), error, attempts, fatal=True) from None
+                body, refitted = refit, True  # sent once more: another body, not a retry
+                continue
             except _Fatal as error:
                 raise self._error(str(error), error, attempts, fatal=True) from None
             except _Retryable as error:
                 reason = str(error)
-                if attempts >= self.max_attempts:
+                if attempts >= tries:
                     raise self._error(reason, error, attempts) from None
                 delay = self._delay(attempts, error.delay)
                 left = budget_deadline - time.monotonic()
@@ -267,7 +353,108 @@ class ChatClient:
                fatal: bool = False) -> ChatError:
         return ChatError(f"{self.name}: failed after {attempts} attempt(s): {reason}",
                          reason=reason, raw=last.raw, fatal=fatal, status=last.status,
-                         attempts=attempts)
+                         attempts=attempts, refused=getattr(last, "parameter", None),
+                         overflow=getattr(last, "overflow", None))
+
+    def _limited_attempt(self, body: dict) -> dict:
+        """One attempt inside the adaptive limit, which learns from how it went."""
+        slot = self._limit.acquire()
+        started = time.monotonic()
+        seconds: float | None = None
+        congested = False
+        try:
+            data = self._attempt(body)
+            seconds = time.monotonic() - started
+            return data
+        except _Retryable as error:
+            congested = _congested(error)
+            raise
+        finally:
+            self._limit.release(slot, seconds, congested)
+
+    # ---- fitting the completion budget to the server's context ------------------------
+    def _fit_budget(self, body: dict) -> dict:
+        """``body`` with its budget clipped to the room the context window leaves beside
+        the prompt (estimated with ``core.tokens``), once the window is known."""
+        key = next((k for k in BUDGET_KEYS if isinstance(body.get(k), int)), None)
+        if key is None or (window := self._window()) is None:
+            return body
+        fitted = fitted_max_tokens(body[key], window, message_tokens(body["messages"]))
+        if fitted is None or fitted == body[key]:
+            return body  # the server measures the prompt exactly: let it say
+        self._note_clip(body[key], fitted)
+        return {**body, key: fitted}
+
+    def _refit(self, body: dict, overflow: ContextOverflow) -> dict | None:
+        """The body once more with the budget the server's own count leaves room for, or
+        None when it had no budget to cut or even the prompt does not fit."""
+        with self._fit_lock:
+            self.context_window = overflow.window
+            self.context_source = "a context-length error"
+            self._models_checked = True
+        key = next((k for k in BUDGET_KEYS if isinstance(body.get(k), int)), None)
+        if key is None or overflow.prompt_tokens is None:
+            return None
+        fitted = fitted_max_tokens(body[key], overflow.window, overflow.prompt_tokens)
+        if fitted is None or fitted >= body[key]:
+            return None
+        self._note_clip(body[key], fitted)
+        return {**body, key: fitted}
+
+    def _window(self) -> int | None:
+        """The context window, asked of ``GET /models`` once (a server that lists none, or
+        has no such route, leaves it to the first context-length error)."""
+        with self._fit_lock:
+            if not self._models_checked:
+                self._models_checked = True
+                window = self._models_window()
+                if window is not None:
+                    self.context_window, self.context_source = window, "GET /models"
+            return self.context_window
+
+    def _models_window(self) -> int | None:
+        try:
+            response = self._client.get(f"{self.base_url}/models",
+                                        timeout=min(10.0, self.timeout_s))
+            if response.status_code != 200:
+                return None
+            return context_from_models(response.json(), self.model)
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def _note_clip(self, requested: int, sent: int) -> None:
+        with self._fit_lock:
+            clipped = self._clipped
+            clipped["calls"] = clipped.get("calls", 0) + 1
+            clipped["requested"] = max(clipped.get("requested", 0), requested)
+            clipped["lowest"] = min(clipped.get("lowest", sent), sent)
+            clipped["highest"] = max(clipped.get("highest", 0), sent)
+
+    def server_fit(self) -> dict:
+        """What fitting this server changed so far: its context window and where it came
+        from, the calls whose budget was clipped, the concurrency now (for run records)."""
+        with self._fit_lock:
+            clipped = dict(self._clipped)
+        return {"context_window": self.context_window, "context_source": self.context_source,
+                "clipped_calls": clipped.get("calls", 0),
+                "clipped_from": clipped.get("requested"),
+                "clipped_to": [clipped["lowest"], clipped["highest"]] if clipped else None,
+                "concurrency": self.concurrency, "concurrency_now": self._limit.limit,
+                "concurrency_lowest": self._limit.lowest}
+
+    def server_notes(self) -> list[str]:
+        """Sentences for a report: a clipped budget, a concurrency that backed off."""
+        fit = self.server_fit()
+        notes = []
+        if fit["clipped_calls"]:
+            low, high = fit["clipped_to"]
+            sent = f"{low}" if low == high else f"{low}-{high}"
+            notes.append(f"max_tokens {fit['clipped_from']} was clipped to {sent} in "
+                         f"{fit['clipped_calls']} call(s) to fit the server's context of "
+                         f"{fit['context_window']} tokens (from {fit['context_source']})")
+        if (backed_off := self._limit.describe()) is not None:
+            notes.append(backed_off)
+        return notes
 
     def _reply(self, data: dict, attempts: int) -> ChatReply:
         """The reply as callers see it: content and served model redacted, token counts
@@ -336,13 +523,17 @@ class ChatClient:
                                            self.timeout_s), response.charset_encoding)
         except BadReply as error:
             raise _Retryable(self.redact(str(error)), status=status) from None
-        except httpx.TimeoutException as error:
-            raise _Retryable(f"timeout ({type(error).__name__})") from error
+        except httpx.TimeoutException as error:  # the same deadline as the caller's wait
+            raise _Retryable(f"timeout: no complete reply within {self.timeout_s:g}s "
+                             f"({type(error).__name__})") from error
         except httpx.TransportError as error:
             raise _Retryable(f"connection error ({type(error).__name__}: "
                              f"{self.redact(str(error))})") from error
         raw = redact_cut(text, RAW_BODY_CHARS, self._secrets) if text else None
         shown = repr(redact_cut(text, MESSAGE_BODY_CHARS, self._secrets))
+        if status >= 400 and (problem := _server_problem(status, text, body, raw, shown,
+                                                         self._secrets)):
+            raise problem
         if status in (408, 429):
             raise _Retryable(f"HTTP {status} {'rate limited' if status == 429 else 'timeout'}: "
                              f"{shown}", raw, retry_after, status)

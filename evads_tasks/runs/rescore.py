@@ -47,7 +47,7 @@ from evads_tasks.core.annotations import (
     canonical_category,
     load_annotations,
 )
-from evads_tasks.core.judge import HttpJudge, Judge
+from evads_tasks.core.judge import HttpJudge, Judge, JudgeRequest
 from evads_tasks.core.judge.config import judge_concurrency
 from evads_tasks.core.judge.error_rate import error_rate_failure, max_judge_error_rate
 from evads_tasks.core.judge.protocols import JudgeProtocol
@@ -316,6 +316,7 @@ class Plan:
     calls: int            # at least one call each
     prompt_tokens: int    # estimated, for the calls
     completion_tokens: int
+    first_call: JudgeRequest | None = None  # what the timing preflight judges
 
 
 def plan(source: Source, judge: Judge, protocol: JudgeProtocol,
@@ -327,6 +328,7 @@ def plan(source: Source, judge: Judge, protocol: JudgeProtocol,
 
     finished = set(done)
     by_rule = cached = calls = prompt_tokens = 0
+    first_call = None
     llm = isinstance(judge, HttpJudge)
     for prediction in source.predictions:
         if prediction.doc["question_id"] in finished:
@@ -340,13 +342,27 @@ def plan(source: Source, judge: Judge, protocol: JudgeProtocol,
         elif llm:
             calls += 1
             prompt_tokens += message_tokens(protocol.messages(request))
+            first_call = first_call or request
     return Plan(len(source.predictions), len(finished & {p.doc["question_id"]
                                                           for p in source.predictions}),
-                by_rule, cached, calls, prompt_tokens, calls * JUDGE_REPLY_TOKENS)
+                by_rule, cached, calls, prompt_tokens, calls * JUDGE_REPLY_TOKENS, first_call)
+
+
+def preflight(result: Plan, judge: Judge) -> list[str]:
+    """The timing preflight (``core/preflight.py``): the plan's first call, timed; its
+    verdict is the run's. Empty for a judge that makes no call or nothing left to call."""
+    from evads_tasks.core.judge.config import TIMEOUT_ENV
+    from evads_tasks.core.preflight import preflight_lines
+
+    if not isinstance(judge, HttpJudge) or result.first_call is None:
+        return []
+    return preflight_lines(judge.name, judge.preflight(result.first_call), result.calls,
+                           judge.concurrency, judge.timeout_s, TIMEOUT_ENV)
 
 
 def format_plan(result: Plan, judge: Judge, price: Price | None) -> str:
-    lines = [f"dry run ({NO_MODEL}; nothing is called or written):",
+    lines = [f"dry run ({NO_MODEL}; nothing is written but the timed call's verdict, to the "
+             "judge cache):",
              f"  predictions       {result.predictions}",
              f"  already rescored  {result.done} (in {PROGRESS_FILE})",
              f"  scored by rule    {result.by_rule} (empty answers: 0 without a call)",
@@ -631,11 +647,15 @@ def main(args) -> int:
         print(f"rescore: {NO_MODEL} by {judge.name} (protocol {protocol.name}); "
               f"{len(source.predictions)} predictions from {source.path} ({source.kind})",
               file=sys.stderr)
+        state = out / PROGRESS_FILE
+        done = [] if args.fresh or not progress_started(state) else Progress(
+            out, progress_header(source, judge, protocol)).done()
+        planned = plan(source, judge, protocol, done)
         if args.dry_run:
-            state = out / PROGRESS_FILE
-            done = [] if args.fresh or not progress_started(state) else Progress(
-                out, progress_header(source, judge, protocol)).done()
-            print(format_plan(plan(source, judge, protocol, done), judge, price))
+            print(format_plan(planned, judge, price))
+        if not args.no_preflight and (timed := preflight(planned, judge)):
+            print("\n".join(timed), file=sys.stdout if args.dry_run else sys.stderr)
+        if args.dry_run:
             return 0
         try:  # as a run does: the judge checked against its pinned canary first
             canary = judge_canary()

@@ -91,9 +91,14 @@ def sample_metrics(score: float | None, judge_record: Mapping, ids: Mapping,
 
 
 def call_text(settings: Mapping) -> str:
-    """A judge's call in words: body parameters, timeout, tries (empty for a judge that
-    makes no call)."""
+    """A judge's call in words: body parameters (and a budget clipped to the server's
+    context, ``core/server_fit.py``), timeout, tries (empty for a judge that makes no
+    call)."""
     parts = [", ".join(f"{k}={v}" for k, v in (settings.get("call_params") or {}).items())]
+    fit = settings.get("server_fit") or {}
+    if fit.get("clipped_calls"):
+        parts.append(f"max_tokens clipped to fit the server's {fit['context_window']}-token "
+                     "context")
     if settings.get("timeout_s"):
         parts.append(f"timeout {settings['timeout_s']:g} s")
     if settings.get("max_attempts"):

@@ -10,7 +10,10 @@ call, and per-thread connections would pile up as thread pools come and go).
 
 The same file also keeps raw replies of other LLM calls (``get_reply``/``put_reply``, table
 ``replies``: the Q&A generator's proposals and answers, with their token usage), keyed the
-same way, so a resumed generation repeats no call either.
+same way, so a resumed generation repeats no call either; and what a server was found to
+accept (``get_capability``/``put_capability``, table ``capabilities``: the
+``response_format`` mode of ``core/response_format.py``), so a rerun starts where the last
+run settled instead of being refused again.
 
 A damaged, read-only or full cache must never cost a run. It is found at open where it can
 be (a quick integrity check and a write probe): :class:`JudgeCacheError` names the file, the
@@ -56,6 +59,18 @@ CREATE TABLE IF NOT EXISTS replies (
     raw TEXT NOT NULL,
     usage TEXT NOT NULL,
     created REAL NOT NULL
+)
+"""
+
+_CAPABILITIES = """
+CREATE TABLE IF NOT EXISTS capabilities (
+    model TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (model, endpoint, name)
 )
 """
 
@@ -114,6 +129,7 @@ class JudgeCache:
             self._connection.execute("PRAGMA synchronous=NORMAL")
             self._connection.execute(_SCHEMA)
             self._connection.execute(_REPLIES)
+            self._connection.execute(_CAPABILITIES)
             self._add_usage_columns()
             self._check()
         except sqlite3.DatabaseError as error:
@@ -225,6 +241,21 @@ class JudgeCache:
                 self._connection.execute(statement, values)
         except sqlite3.Error as error:
             self._failed("written", error)
+
+    def get_capability(self, model: str, endpoint: str, name: str) -> tuple[str, str] | None:
+        """(value, detail) stored for a server and model, else None."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT value, detail FROM capabilities WHERE model = ? AND endpoint = ? "
+                "AND name = ?", (model, endpoint, name)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def put_capability(self, model: str, endpoint: str, name: str, value: str,
+                       detail: str) -> None:
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO capabilities VALUES (?, ?, ?, ?, ?, ?)",
+                (model, endpoint, name, value, detail, time.time()))
 
     def __len__(self) -> int:
         with self._lock:

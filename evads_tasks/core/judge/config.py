@@ -33,6 +33,7 @@ from .cache import JudgeCacheError
 from .http_judge import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_TOKENS,
     DEFAULT_RETRY_BUDGET_S,
     DEFAULT_TIMEOUT_S,
     DEFAULT_UNPARSEABLE_ATTEMPTS,
@@ -58,14 +59,16 @@ TIMEOUT_ENV = "EVADS_JUDGE_TIMEOUT"
 MAX_ATTEMPTS_ENV = "EVADS_JUDGE_MAX_ATTEMPTS"
 RETRY_BUDGET_ENV = "EVADS_JUDGE_RETRY_BUDGET"
 RETRY_DELAY_ENV = "EVADS_JUDGE_RETRY_DELAY"  # fixed seconds between tries; unset: backoff
+# The evads protocol's completion budget (the official protocol keeps the authors' 8000).
+MAX_TOKENS_ENV = "EVADS_JUDGE_MAX_TOKENS"
 CACHE_DIR_ENV = "EVADS_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path("~/.cache/evads/judge")
 HTTP_KINDS = ("http", "openai", "llm")
 SIMILARITY = "similarity"
 # Every variable judge_from_env reads: a change to any of them selects another judge.
 JUDGE_ENVS = (JUDGE_ENV, BASE_URL_ENV, MODEL_ENV, API_KEY_ENV, CONCURRENCY_ENV, TIMEOUT_ENV,
-              MAX_ATTEMPTS_ENV, RETRY_BUDGET_ENV, RETRY_DELAY_ENV, CACHE_DIR_ENV, FALLBACK_ENV,
-              PROTOCOL_ENV, OFFICIAL_EVAL_ENV)
+              MAX_ATTEMPTS_ENV, RETRY_BUDGET_ENV, RETRY_DELAY_ENV, MAX_TOKENS_ENV, CACHE_DIR_ENV,
+              FALLBACK_ENV, PROTOCOL_ENV, OFFICIAL_EVAL_ENV)
 
 HOW_TO_CONFIGURE = (
     f"Configure a judge: set {BASE_URL_ENV} (e.g. http://127.0.0.1:8000/v1 for vLLM, "
@@ -204,6 +207,7 @@ def judge_from_env(cache_dir: str | Path | None = None, *, fallback: str | None 
             retry_delay_s=(float(_positive(env, RETRY_DELAY_ENV, 1.0, float))
                            if env.get(RETRY_DELAY_ENV, "").strip() else protocol.retry_delay_s),
             protocol=protocol,
+            max_tokens=int(_positive(env, MAX_TOKENS_ENV, DEFAULT_MAX_TOKENS, int)),
         )
     except JudgeCacheError as error:
         raise JudgeConfigError(f"judge cache ({CACHE_DIR_ENV}): {error}") from error

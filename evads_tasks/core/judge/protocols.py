@@ -52,6 +52,11 @@ class JudgeProtocol:
             return build_messages(request)
         return self.answer_messages(request)
 
+    def by_rule(self, request: JudgeRequest) -> bool:
+        """Whether ``request`` is scored 0 by rule without a judge call (an empty answer,
+        under a protocol that says so): not a judged answer, for the error rate too."""
+        return self.empty_by_rule and not request.answer.strip()
+
     def parse(self, request: JudgeRequest, reply: str | None) -> float:
         """The score in a reply; UnparseableReply when the protocol's rule finds none."""
         return parse_score(reply) if request.rubric == "trace" else self.parse_answer(reply)
