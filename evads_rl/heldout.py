@@ -12,6 +12,7 @@ the run says so in its first line (:attr:`HeldOut.warning`).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,19 +32,36 @@ class OverlapError(ConfigError):
 
 @dataclass(frozen=True)
 class HeldOut:
-    """The result of the guard: what the evaluation file shares, and whether that was allowed."""
+    """The result of the guard: what the evaluation file shares, and the setting that allowed
+    it (empty: nothing shared)."""
 
     overlaps: tuple[Overlap, ...] = ()
-    allowed: bool = False
+    allowed_by: str = ""
 
     @property
     def warning(self) -> str | None:
         """The first line of every report of a run allowed to overlap; None when held out."""
         if not self.overlaps:
             return None
-        return ("NOT HELD OUT (" + ALLOW_SETTING + "=true): "
+        return (f"NOT HELD OUT ({self.allowed_by}): "
                 + "; ".join(o.describe() for o in self.overlaps)
                 + ". Scores on these questions do not measure held-out performance.")
+
+
+def guard_overlap(evaluation: str, evaluation_name: str, training: Mapping[str, str],
+                  allowed: bool, allow_with: str) -> HeldOut:
+    """The evaluation file against each training file (``{name: path}``): OverlapError on an
+    overlap unless ``allowed`` (``allow_with`` names the setting that allows it)."""
+    overlaps = tuple(find_overlaps(load_annotations(evaluation), evaluation_name,
+                                   {name: load_annotations(path)
+                                    for name, path in training.items()}))
+    if overlaps and not allowed:
+        raise OverlapError(
+            "; ".join(o.describe() for o in overlaps)
+            + ": scores on it would not be held out (the published splits share no video). "
+            f"Use an evaluation file without them, or {allow_with} to go on (every report "
+            "then says so)")
+    return HeldOut(overlaps, allow_with if overlaps else "")
 
 
 def eval_file(config: dict) -> str | None:
@@ -104,14 +122,8 @@ def check_heldout(config: dict) -> HeldOut:
     allowed = config["data"].get("allow_overlap", False)
     if not isinstance(allowed, bool):
         raise ConfigError(f"{ALLOW_SETTING} must be true or false, got {allowed!r}")
-    training = {f"data.{key} {config['data'][key]}": load_annotations(config["data"][key])
-                for key in TRAINING_KEYS
-                if config["data"].get(key) and os.path.isfile(config["data"][key])}
-    overlaps = tuple(find_overlaps(load_annotations(path), f"data.eval {path}", training))
-    if overlaps and not allowed:
-        raise OverlapError(
-            "; ".join(o.describe() for o in overlaps)
-            + ": scores on it would not be held out (the published splits share no video). "
-            f"Use an evaluation file without them, or --set {ALLOW_SETTING}=true to go on "
-            "(every report then says so)")
-    return HeldOut(overlaps, allowed)
+    data = config["data"]
+    training = {f"data.{key} {data[key]}": str(data[key]) for key in TRAINING_KEYS
+                if data.get(key) and os.path.isfile(data[key])}
+    return guard_overlap(path, f"data.eval {path}", training, allowed,
+                         f"--set {ALLOW_SETTING}=true")

@@ -36,6 +36,7 @@ from evads_tasks.core.annotations import resolve_video as resolve_video_path
 from evads_tasks.core.annotations.schemas import detect_schema, rl_reward_model, to_train_row
 
 from .data import VIDEO_MARKER, prompt_text, read_records
+from .heldout import OverlapError, guard_overlap
 
 
 def verl_row(row: Mapping, record: EvadsRecord, video: Path, index: int) -> dict:
@@ -109,10 +110,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video-dir", help="folder holding the videos, found by file name "
                                             "(default: $EVADS_VIDEO_DIR)")
     parser.add_argument("--out", required=True, help="output parquet path")
+    parser.add_argument("--disjoint-from", action="append", default=[], metavar="FILE",
+                        help="a training file this one must share no video and no question id "
+                             "with (repeatable; for a validation file: the RL and SFT files); "
+                             "an overlap exits 2 naming the count and the first ids")
+    parser.add_argument("--allow-overlap", action="store_true",
+                        help="convert even when it overlaps a --disjoint-from file (the "
+                             "warning is then printed first)")
     args = parser.parse_args(argv)
     try:
+        heldout = guard_overlap(args.source, str(args.source),
+                                {str(other): other for other in args.disjoint_from},
+                                args.allow_overlap, "--allow-overlap")
+        if heldout.warning:
+            print(f"WARNING: {heldout.warning}", flush=True)
         path = write_verl_parquet(args.source, args.video_dir, args.out)
-    except (AnnotationError, FileNotFoundError) as error:
+    except (AnnotationError, OverlapError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {path}")

@@ -43,7 +43,8 @@ QUESTIONS = {
     "BP": ("视频中{p}的到手价是多少？", "视频展示的{p}具体规格和品牌分别是什么？"),
     "CM": ("当ASR提到“{p}真的好用”时，画面中展示的包装是什么颜色？",
            "当字幕显示“{p}限时特价”时，主播手中拿着什么？"),
-    "ML": ("视频如何利用痛点场景与价格对比促成{p}下单？", "视频如何通过实测背书构建购买{p}的信任闭环？"),
+    "ML": ("视频如何利用痛点场景与价格对比促成{p}下单？",
+           "视频如何通过实测背书构建购买{p}的信任闭环？"),
     "CI": ("视频精准锁定了哪类核心受众，试图解决其何种痛点？", "视频主要吸引哪类人群购买{p}？"),
     "RC": ("视频宣称{p}“全网第一”是否违规？", "视频称{p}“七天见效”是否属于违规夸大宣传？"),
 }
@@ -76,7 +77,8 @@ def _events(rng: random.Random, seconds: int, product: str) -> list[str]:
     lines = []
     for second in range(0, seconds, rng.choice((2, 3, 4))):
         ocr = [f"{product}限时特价", f"¥{rng.randint(19, 299)}"][:rng.choice((1, 2))]
-        asr = rng.choice(("姐妹们这个真的好用", "今天下单还送小样", "面料是纯棉的", "我自己回购了三次"))
+        asr = rng.choice(("姐妹们这个真的好用", "今天下单还送小样", "面料是纯棉的",
+                          "我自己回购了三次"))
         kind = rng.choice(("asr", "ocr", "both"))
         if kind == "asr":
             lines.append(f'Time {second}s: ASR Text: "{asr}"')
