@@ -148,8 +148,8 @@ class StepLogCallback(TrainerCallback):
             self._evaluated[task] = task_eval_metrics(task, logs)
             if set(self._evaluated) < set(self.eval_sizes):
                 return
-            logs = {"epoch": logs.get("epoch"), **combined_eval(self._evaluated,
-                                                                self.eval_sizes)}
+            epoch = {"epoch": logs["epoch"]} if "epoch" in logs else {}
+            logs = {**epoch, **combined_eval(self._evaluated, self.eval_sizes)}
             self._evaluated = {}
             self.last_eval_step = state.global_step
         if not state.is_world_process_zero:

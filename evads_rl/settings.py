@@ -15,6 +15,7 @@ from pathlib import Path
 
 from evads_tasks.core.annotations.io import looks_like_path
 
+from .benchmark_runs import evaluation_settings
 from .config import ConfigError
 from .data import STAGES, FrameSettings
 from .heldout import eval_file, eval_limit, missing_eval_paths
@@ -139,6 +140,7 @@ def check_settings(config: dict, stage_dirs: Mapping[str, Path],
         raise ConfigError(f"accelerate_config: launcher file {launcher} not found")
     judge_stop_rule(config)
     eval_limit(config)
+    evaluation_settings(config)
     peft_config(config)
     return {stage: stage_args(config, stage, folder, neutral_hardware)
             for stage, folder in stage_dirs.items()}

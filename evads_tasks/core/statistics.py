@@ -164,10 +164,10 @@ def paired_difference(a: Mapping[Hashable, float], b: Mapping[Hashable, float],
     relative = relative_low = relative_high = None
     if a_mean != 0:
         relative = b_mean / a_mean - 1
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # replicates whose A mean is 0
             ratios = boot_b / boot_a - 1
-        relative_low, relative_high = (float(v) for v in
-                                       np.nanpercentile(ratios, [tail, 100 - tail]))
+            relative_low, relative_high = (float(v) for v in
+                                           np.nanpercentile(ratios, [tail, 100 - tail]))
     return PairedDifference(a_mean, b_mean, difference, float(low), float(high),
                             min(p_value, 1.0), len(keys), groups, relative, relative_low,
                             relative_high)
