@@ -61,6 +61,8 @@ from .settings import (
 )
 
 ADAPTER_DIR = "adapter"
+# TRL settings of validation only (they do not change the trained model).
+VALIDATION_KEYS = ("eval_", "per_device_eval_batch_size", "num_generations_eval")
 
 
 @dataclass
@@ -124,7 +126,9 @@ def stage_settings(config: dict, stage: str, model: str | None) -> str:
              "data": hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file()
              else str(source),
              "frames": [data.get("num_frames"), data.get("max_side")], "limit": data.get("limit"),
-             "trl": config[stage], "peft": config.get("peft")}
+             "trl": {key: value for key, value in config[stage].items()
+                     if not key.startswith(VALIDATION_KEYS)},
+             "peft": config.get("peft")}
     if stage == "grpo":
         facts.update(reward_weights=config.get("reward_weights"), judge=config.get("judge"))
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()

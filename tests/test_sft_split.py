@@ -188,8 +188,9 @@ def test_the_verl_export_adds_the_reward_model_verl_reads(sft_tree, published, t
 
 def test_the_qa_generator_reads_the_metadata_of_the_sample_sft_file(sample_dir, tmp_path):
     """``python -m evads_generate`` on the sample's SFT file (the published layout) against
-    the scripted loopback LLM: every video is taken from its annotations, and the agents are
-    shown its time-aligned events, never the training prompt's instruction."""
+    the scripted loopback LLM: every video is taken from its annotations, the agents are
+    shown its time-aligned events (never the training prompt's instruction), and each video
+    gets its five questions."""
     source = sample_dir / "annotations" / "sft.parquet"
     records = load_annotations(source)
     with JudgeServer(ScriptedAdLLM(sample_dir / "script.json")) as server:
@@ -201,7 +202,9 @@ def test_the_qa_generator_reads_the_metadata_of_the_sample_sft_file(sample_dir, 
         sent = [json.dumps(r["messages"], ensure_ascii=False) for r in server.requests]
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
-    assert f"`{source}` (annotations)" in report and "- videos: 2 " in report
+    assert f"`{source}` (annotations)" in report and "- videos: 2 (complete 2," in report
+    generated = load_annotations(tmp_path / "out" / "annotations.parquet")
+    assert sorted(r.video_id for r in generated) == ["ad_09"] * 5 + ["ad_10"] * 5
     for video in sorted({r.video_id for r in records}):
         events = next(r.metadata for r in records if r.video_id == video).splitlines()[4:]
         assert events and all(any(json.dumps(line, ensure_ascii=False)[1:-1] in body

@@ -173,7 +173,7 @@ TRAINING_PRODUCTS: tuple[Product, ...] = (
          Claim("防泼水面料", "The fabric keeps light rain out.", True,
                "合规：“防泼水”是可检测的面料性能描述，与实测一致即合规。")),
         (Beat("¥149", "Now only one hundred forty nine yuan."),
-         Beat("129元", "Now only one hundred twenty nine yuan.")),
+         Beat("139元", "Now only one hundred thirty nine yuan.")),
         Beat("赠防雨罩", "A free rain cover comes with it."),
         "每天通勤的上班族和大学生", "背包太重压得肩膀酸痛",
     ),
@@ -186,7 +186,7 @@ TRAINING_PRODUCTS: tuple[Product, ...] = (
          Claim("独立三角包", "Each tea bag is packed alone.", True,
                "合规：“独立三角包”是对包装形式的客观描述，可由画面验证，不涉及功效承诺。")),
         (Beat("¥45", "Now only forty five yuan."),
-         Beat("39.9元", "Now only thirty nine point nine yuan.")),
+         Beat("42.8元", "Now only forty two point eight yuan.")),
         Beat("买3送1", "Buy three and get one free."),
         "办公室白领和学生", "白水无味喝不下去",
     ),
@@ -198,8 +198,8 @@ TRAINING_PRODUCTS: tuple[Product, ...] = (
                "违规：“100%防晒”无法实现，属绝对化、虚假的功效承诺，违反《广告法》。"),
          Claim("清爽不油腻", "It feels light, never greasy.", True,
                "合规：“清爽不油腻”是对肤感的描述，未用绝对化用语或功效保证。")),
-        (Beat("¥89", "Now only eighty nine yuan."),
-         Beat("75元", "Now only seventy five yuan.")),
+        (Beat("¥109", "Now only one hundred nine yuan."),
+         Beat("95元", "Now only ninety five yuan.")),
         Beat("送旅行装", "Get a free travel size."),
         "经常户外通勤的年轻女性", "夏天出门容易晒黑晒伤",
     ),
@@ -211,8 +211,8 @@ TRAINING_PRODUCTS: tuple[Product, ...] = (
                _ABSOLUTE.format(term="全球领先")),
          Claim("一次扫完三居室", "One run cleans a big home.", True,
                "合规：清扫面积是可实测的产品参数，与实测一致即为合规描述。")),
-        (Beat("¥999", "Now only nine hundred ninety nine yuan."),
-         Beat("899元", "Now only eight hundred ninety nine yuan.")),
+        (Beat("¥1288", "Now only twelve eighty eight yuan."),
+         Beat("1180元", "Now only eleven eighty yuan.")),
         Beat("以旧换新", "Trade in your old one."),
         "工作忙碌的双职工家庭", "下班后没时间打扫卫生",
     ),
@@ -221,3 +221,8 @@ TRAINING_PRODUCTS: tuple[Product, ...] = (
 CLOSING = Beat("立即下单 Order now", "Order now.")
 
 assert [p.category for p in PRODUCTS] == list(CATEGORIES), "one product per category, in order"
+# A training video is told apart from the test videos by the price on its screen (the tests'
+# scripted LLM finds a video by its price's digits): no training price holds a test price's.
+_DIGITS = {p: [b.overlay.strip("¥元") for b in p.prices] for p in PRODUCTS + TRAINING_PRODUCTS}
+assert not [(a, b) for t in TRAINING_PRODUCTS for a in _DIGITS[t] for p in PRODUCTS
+            for b in _DIGITS[p] if a in b or b in a], "a training price holds a test price"
