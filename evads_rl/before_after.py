@@ -84,10 +84,16 @@ def _scope_label(scope: str) -> str:
 
 
 def _gain(value: float | None, low: float | None, high: float | None, percent: bool) -> str:
+    """``+0.12 [-0.03, +0.27]``; a bound that is not finite is ``+inf`` (the relative gain of
+    resamples whose base mean is 0 has no upper bound)."""
     if value is None:
         return "n/a (base 0)"
     scale, unit = (100, "%") if percent else (1, "")
-    return f"{value * scale:+.3g}{unit} [{low * scale:+.3g}{unit}, {high * scale:+.3g}{unit}]"
+
+    def shown(number: float) -> str:
+        return f"{number * scale:+.3g}{unit}" if math.isfinite(number) else f"+inf{unit}"
+
+    return f"{shown(value)} [{shown(low)}, {shown(high)}]"
 
 
 def comparison_table(comparison: Comparison, metric: str) -> list[str]:
@@ -135,7 +141,8 @@ def format_report(scored: Sequence[ScoredModel], comparisons: Mapping[str, Compa
               *(_model_line(s) for s in scored),
               "- gain = trained - base, relative gain = trained / base - 1, on the questions "
               "judged for both; 95% intervals from a bootstrap over videos (the five questions "
-              "of a video are correlated); p from a sign-flip permutation test over videos",
+              "of a video are correlated; `+inf`: resamples with a base mean of 0); p from a "
+              "sign-flip permutation test over videos",
               f"- {PAPER_GAIN}", ""]
     for name, comparison in comparisons.items():
         lines += [f"## base -> {name}", ""]
