@@ -134,6 +134,7 @@ demo: demo-annotations demo-eval demo-density demo-rl  ## the main job on the sa
 	@echo "  evaluation report: $$(ls -t $(OUT)/demo/eval/*/evads_report.md | head -1)"
 	@echo "  density report:    $(OUT)/demo/density/report.md and density.png"
 	@echo "  training:          $(OUT)/demo/rl/{sft,grpo}/final and */metrics.jsonl"
+	@echo "  before/after:      $(OUT)/demo/rl/evaluation/report.md and before_after.png (random model: meaningless)"
 
 # ---- E-VAds as lmms-eval tasks (make eval / make demo-eval) ----
 # Defaults: the sample dataset, the tiny RANDOM Qwen2.5-VL through lmms-eval's own
@@ -264,7 +265,11 @@ audit: install  ## modality audit: each of AUDIT_TASKS= a make eval (MODEL=, MOD
 # 2 steps per stage on CPU, offline similarity judge unless EVADS_JUDGE_BASE_URL is set.
 # Others: CONFIG=evads_rl/configs/gpu_1x.yaml (gpu_multi, multinode_vllm_server).
 # RL_FLAGS: e.g. --resume (each stage from its latest checkpoint), --resume grpo=CHECKPOINT,
-# --set grpo.max_steps=4, --output-dir DIR.
+# --set grpo.max_steps=4, --output-dir DIR, --fresh (train a finished stage again: a rerun
+# with the same settings reuses it). With data.eval set (--set data.eval=HELD_OUT_FILE; the
+# GPU configs set a slice of the test split), the run is first checked for videos shared with
+# the training files (exit 2), validates during training and `rl` ends with the before/after
+# report in OUTPUT_DIR/evaluation (`python -m evads_rl evaluate RUN_DIR` runs that step alone).
 # EXCLUDE=FILE leaves out the questions a filter file names (python -m evads_tasks audit
 # --export-filter FILE: answerable without the video) in both stages.
 CONFIG ?= evads_rl/configs/cpu_smoke.yaml
@@ -278,11 +283,11 @@ sft: $(if $(findstring cpu_smoke,$(CONFIG)),sample,install)  ## SFT stage only (
 rl: $(if $(findstring cpu_smoke,$(CONFIG)),sample,install)  ## MG-GRPO training: SFT, then GRPO from the SFT model (CONFIG=, RL_FLAGS=, EXCLUDE=FILE)
 	$(PY) -m evads_rl rl --config $(CONFIG) $(EXCLUDE_FLAG) $(RL_FLAGS)
 
-demo-rl: sample  ## CPU smoke training (SFT 2 steps, GRPO 2 steps) on the sample -> runs/demo/rl
-	@echo "model: tiny RANDOM Qwen2-VL built offline: it answers gibberish, its rewards mean nothing"
+demo-rl: sample  ## CPU smoke training (SFT 2 steps, GRPO 2 steps) on the sample's training videos, validated and scored before/after on its test videos -> runs/demo/rl
+	@echo "model: tiny RANDOM Qwen2-VL built offline: it answers gibberish, its rewards and before/after numbers mean nothing"
 	@$(MAKE) --no-print-directory rl CONFIG=evads_rl/configs/cpu_smoke.yaml \
-	  RL_FLAGS="--output-dir $(OUT)/demo/rl"
-	@echo "demo-rl outputs: $(OUT)/demo/rl/{sft,grpo}/final (models), */metrics.jsonl (per-step logs)"
+	  RL_FLAGS="--output-dir $(OUT)/demo/rl --set data.eval=$(SAMPLE)/annotations/test.parquet $(RL_FLAGS)"
+	@echo "demo-rl outputs: $(OUT)/demo/rl/{sft,grpo}/final (models), */metrics.jsonl (per-step logs, eval_* = validation), evaluation/report.md (before/after)"
 	@echo "note: the random model never writes the tags, so with the similarity judge every GRPO reward is 0 and its gradient is 0 (tests/test_rl_train.py shows GRPO moving every weight with a scripted loopback judge)"
 
 # ---- multi-modal information density (make density / make demo-density) ----

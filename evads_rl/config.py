@@ -2,12 +2,16 @@
 
 Top-level keys: ``model`` (a local folder, a hub id, or ``tiny:<family>`` for the
 offline tiny random model), ``data`` (annotation files, video folder, frame
-settings, row limit, ``exclude``: a filter file of question ids to leave out), ``judge``
-(``env`` or ``similarity``), ``reward_weights``,
+settings, row limit, ``exclude``: a filter file of question ids to leave out; ``eval``: a
+held-out evaluation file, which turns on validation during training and the before/after
+scoring, with ``eval_video_dir``, ``eval_limit`` and ``allow_overlap``), ``judge`` (``env``
+or ``similarity``), ``reward_weights``,
 ``peft`` (LoRA settings or null), ``sft`` / ``grpo`` (keyword arguments of TRL's
 ``SFTConfig`` / ``GRPOConfig``), ``output_dir``, optionally ``accelerate_config``
-(a launcher config; the stages then run under ``accelerate launch``) and ``judge_stop``
-(``max_error_rate``, ``batches``: when GRPO stops on a dead judge, default 1.0 and 2).
+(a launcher config; the stages then run under ``accelerate launch``), ``judge_stop``
+(``max_error_rate``, ``batches``: when GRPO stops on a dead judge, default 1.0 and 2) and
+``evaluation`` (how lmms-eval runs the models for the before/after: ``model``,
+``model_args``, ``gen_kwargs``, ``prompt``; see :mod:`evads_rl.before_after`).
 Strings may use ``$VARS``; relative paths are relative to the working directory.
 """
 
@@ -22,13 +26,15 @@ import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("model", "data", "judge", "reward_weights", "peft", "sft", "grpo", "output_dir",
-            "accelerate_config", "judge_stop")
+            "accelerate_config", "judge_stop", "evaluation")
 REQUIRED = ("model", "data", "sft", "grpo", "output_dir")
 # The keys of the sections evads reads itself (sft/grpo/peft are checked against TRL/peft).
 SECTION_KEYS = {
-    "data": ("sft", "rl", "video_dir", "num_frames", "max_side", "limit", "exclude"),
+    "data": ("sft", "rl", "video_dir", "num_frames", "max_side", "limit", "exclude",
+             "eval", "eval_video_dir", "eval_limit", "allow_overlap"),  # eval*: evads_rl.heldout
     "reward_weights": ("answer", "trace", "format"),
     "judge_stop": ("max_error_rate", "batches"),  # evads_rl.judge_guard
+    "evaluation": ("model", "model_args", "gen_kwargs", "prompt"),  # evads_rl.before_after
 }
 LAUNCHER_PREFIX = "accelerate_"  # launcher files beside the run configs, not run configs
 

@@ -18,9 +18,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from evads_tasks.core.annotations import AnnotationError, EvadsRecord, parse_rows, read_rows
+from evads_tasks.core.annotations import (
+    TASK_CODES,
+    AnnotationError,
+    EvadsRecord,
+    parse_rows,
+    read_rows,
+)
 from evads_tasks.core.annotations import resolve_video as resolve_video_path
-from evads_tasks.core.annotations.schemas import rl_prompt, sft_prompt, sft_target
+from evads_tasks.core.annotations.schemas import (
+    prompt_content,
+    rl_prompt,
+    sft_prompt,
+    sft_target,
+)
 from evads_tasks.core.without_video import read_filter
 
 VIDEO_MARKER = "<video>"
@@ -124,10 +135,8 @@ def drop_excluded(records: list[tuple[dict, EvadsRecord]], exclude: str | os.Pat
 def prompt_text(row: Mapping, record: EvadsRecord, stage: str = "grpo") -> str:
     """A row's own prompt text (RL/SFT rows), else the authors' RL (``grpo``) or SFT prompt
     rendered from its record."""
-    prompt = row.get("prompt")
-    own = prompt[-1].get("content") if isinstance(prompt, list) and prompt else None
-    if isinstance(own, str):
-        return own
+    if row.get("prompt") is not None:
+        return prompt_content(row)
     return rl_prompt(record) if stage == "grpo" else sft_prompt(record)
 
 
@@ -173,3 +182,16 @@ def build_dataset(source: str | os.PathLike, stage: str, video_dir: str | os.Pat
     if not rows:
         raise AnnotationError("no rows to train on", file=str(source))
     return datasets.Dataset.from_list(rows)
+
+
+def build_task_datasets(source: str | os.PathLike, stage: str,
+                        video_dir: str | os.PathLike | None,
+                        frames: FrameSettings = FrameSettings(), limit: int | None = None
+                        ) -> dict:
+    """The validation set as ``{task: datasets.Dataset}`` (BP, CM, ML, CI, RC; a task without
+    questions left out), the form TRL's evaluation loop reports per dataset
+    (``eval_BP_loss``, ...): rows as :func:`build_dataset` makes them."""
+    dataset = build_dataset(source, stage, video_dir, frames, limit)
+    tasks = dataset["task"]
+    return {task: dataset.select([i for i, t in enumerate(tasks) if t == task])
+            for task in TASK_CODES if task in tasks}

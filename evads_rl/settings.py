@@ -15,8 +15,10 @@ from pathlib import Path
 
 from evads_tasks.core.annotations.io import looks_like_path
 
+from .benchmark_runs import evaluation_settings
 from .config import ConfigError
 from .data import STAGES, FrameSettings
+from .heldout import eval_file, eval_limit, missing_eval_paths
 from .judge_guard import CONFIG_SECTION, JudgeStopRule
 from .judging import JUDGE_MODES
 from .rewards import RewardWeights
@@ -70,13 +72,20 @@ def _typed_settings(cls, section: str, values: Mapping) -> dict:
 def _trl_config(cls, section: str, config: dict, output_dir, neutral_hardware: bool, **extra):
     """TRL's config for one stage; ``neutral_hardware`` parses it as on a CPU machine
     (``use_cpu``), so a GPU config (bf16, vLLM) can be validated where there is no GPU."""
-    values = _typed_settings(cls, section, config[section])
+    values = {**validation_settings(config), **_typed_settings(cls, section, config[section])}
     if neutral_hardware:
         values["use_cpu"] = True
     try:
         return cls(output_dir=str(output_dir), **extra, **values)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{section}: not a valid {cls.__name__}: {error}") from None
+
+
+def validation_settings(config: dict) -> dict:
+    """What turns on TRL's validation when ``data.eval`` is set, unless the stage's section
+    says otherwise: evaluate before the first step and every ``eval_steps`` (default: TRL's,
+    ``logging_steps``)."""
+    return {"eval_strategy": "steps", "eval_on_start": True} if eval_file(config) else {}
 
 
 def peft_config(config: dict):
@@ -130,6 +139,8 @@ def check_settings(config: dict, stage_dirs: Mapping[str, Path],
     if launcher and not Path(launcher).is_file():
         raise ConfigError(f"accelerate_config: launcher file {launcher} not found")
     judge_stop_rule(config)
+    eval_limit(config)
+    evaluation_settings(config)
     peft_config(config)
     return {stage: stage_args(config, stage, folder, neutral_hardware)
             for stage, folder in stage_dirs.items()}
@@ -160,7 +171,7 @@ def missing_paths(config: dict, stages: Sequence[str] = STAGES, model: str | Non
     if data.get("exclude") and not Path(data["exclude"]).is_file():
         problems.append(f"data.exclude filter file {data['exclude']} not found "
                         "(--exclude FILE)")
-    return problems
+    return problems + missing_eval_paths(config)
 
 
 def _model_found(spec: str) -> bool:

@@ -36,6 +36,7 @@ from evads_tasks.core.annotations import resolve_video as resolve_video_path
 from evads_tasks.core.annotations.schemas import detect_schema, rl_reward_model, to_train_row
 
 from .data import VIDEO_MARKER, prompt_text, read_records
+from .heldout import OverlapError, guard_overlap
 
 
 def verl_row(row: Mapping, record: EvadsRecord, video: Path, index: int) -> dict:
@@ -114,10 +115,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude", metavar="FILE",
                         help="leave out the questions this filter file names (python -m "
                              "evads_tasks audit --export-filter: answerable without the video)")
+    parser.add_argument("--disjoint-from", action="append", default=[], metavar="FILE",
+                        help="a training file this one must share no video and no question id "
+                             "with (repeatable; for a validation file: the RL and SFT files); "
+                             "an overlap exits 2 naming the count and the first ids")
+    parser.add_argument("--allow-overlap", action="store_true",
+                        help="convert even when it overlaps a --disjoint-from file (the "
+                             "warning is then printed first)")
     args = parser.parse_args(argv)
     try:
+        heldout = guard_overlap(args.source, str(args.source),
+                                {str(other): other for other in args.disjoint_from},
+                                args.allow_overlap, "--allow-overlap")
+        if heldout.warning:
+            print(f"WARNING: {heldout.warning}", flush=True)
         path = write_verl_parquet(args.source, args.video_dir, args.out, args.exclude)
-    except (AnnotationError, FileNotFoundError, ValueError) as error:
+    except (AnnotationError, OverlapError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {path}")

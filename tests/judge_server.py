@@ -79,6 +79,7 @@ from evads_tasks.core.judge.prompts import (
     SECTION_TRACE,
     read_sections,
 )
+from evads_tasks.core.scoring import LEVELS
 from evads_tasks.core.tokens import message_tokens
 
 FAULTS = ("timeout", "500", "429", "401", "garbage", "bad_json", "trickle", "close", "echo",
@@ -148,6 +149,15 @@ def fake_judge_policy(messages: list[dict[str, Any]]) -> str:
         score = next((s for t, s in ((0.75, "0.75"), (0.5, "0.5"), (0.25, "0.25"))
                       if share >= t), "0")
     return f"Loopback fake judge (not a real model): reference overlap checked.\nAnswer: {score}"
+
+
+def hashed_levels_policy(messages: list[dict[str, Any]]) -> str:
+    """Loopback policy (not a model): a level picked by a hash of the judged text, so that
+    different texts get different levels (a random model's gibberish never overlaps a
+    reference, and a reference-overlap judge would score it all 0)."""
+    sections = read_sections(str(messages[-1]["content"]))
+    text = sections.get(SECTION_ANSWER) or sections.get(SECTION_TRACE, "")
+    return f"Scripted loopback judge.\nAnswer: {LEVELS[zlib.crc32(text.encode()) % 5]}"
 
 
 class JudgeServer:

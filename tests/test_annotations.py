@@ -439,13 +439,17 @@ def test_annotations_from_the_environment_variable(tmp_path, monkeypatch):
 
 # ---- the bundled sample dataset ----------------------------------------------------
 
-def test_sample_files_load_and_training_tasks_match_the_test_labels(sample_dir):
+def test_sample_files_load_and_training_tasks_match_the_labels(sample_dir):
+    """Every split file's questions, their tasks as labelled in normalized.jsonl (the RL and
+    SFT files carry no label: the classifier's), their videos found by name."""
     folder = sample_dir / "annotations"
-    labelled = {r.question_id: r for r in load_annotations(folder / "test.parquet")}
+    labelled = {r.question_id: r for r in load_annotations(folder / "normalized.jsonl")}
     assert labelled and not any(r.task_inferred for r in labelled.values())
-    for name in ("rl.parquet", "sft.parquet", "normalized.jsonl"):
+    split_ids = []
+    for name in ("test.parquet", "rl.parquet", "sft.parquet"):
         records = load_annotations(folder / name)
-        assert {r.question_id for r in records} == set(labelled), name
+        split_ids += [r.question_id for r in records]
         for record in records:
             assert record.task == labelled[record.question_id].task, (name, record.question)
             assert resolve_video(record, sample_dir / "videos").is_file()
+    assert sorted(split_ids) == sorted(labelled)  # the three splits partition the questions

@@ -49,12 +49,15 @@ def _candidates(out: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def video_run(sample_dir, tmp_path_factory):
-    """One run on the eight sample videos plus a corrupt file, every candidate checked."""
+    """One run on the eight videos of the sample's test split plus a corrupt file, every
+    candidate checked."""
     root = tmp_path_factory.mktemp("qa_videos")
     videos = root / "videos"
     videos.mkdir()
-    for path in sorted((sample_dir / "videos").glob("*.mp4")):
-        (videos / path.name).symlink_to(path)
+    script = json.loads((sample_dir / "script.json").read_text(encoding="utf-8"))
+    for video in script["videos"]:
+        if video["split"] == "test":
+            (videos / f"{video['video_id']}.mp4").symlink_to(sample_dir / video["file"])
     (videos / f"{BROKEN}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))
     policy = ScriptedAdLLM(sample_dir / "script.json")
     out = root / "out"

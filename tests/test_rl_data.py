@@ -54,7 +54,9 @@ def test_dataset_columns_frames_and_prompt(tiny_tree, schema, stage):
     assert [part["type"] for part in content] == ["image"] * 3 + ["text"]
     text = content[-1]["text"]
     assert "<video>" not in text and "3 frames sampled at" in text
-    assert "Question: 视频第q1个问题：价格是多少？" in text and "<think>" in text
+    # SFT prompts (the published SFT layout) have the question on its own line, no label
+    label = "\n" if stage == "sft" else "Question: "
+    assert f"{label}视频第q1个问题：价格是多少？\n" in text and "<think>" in text
     assert (row["question"], row["reference"], row["question_id"]) == (
         "视频第q1个问题：价格是多少？", "29.9元", "q1")
     # the published SFT split has no clues: the judge is shown none

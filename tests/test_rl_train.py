@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import zlib
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from judge_server import JudgeServer
+from judge_server import JudgeServer, hashed_levels_policy
 
 from evads_rl.__main__ import main
 from evads_rl.config import load_config
@@ -24,18 +23,9 @@ from evads_rl.resume import RUN_INFO_FILE, stage_resumes
 from evads_rl.settings import grpo_args, peft_config, sft_args
 from evads_rl.train import run_grpo, run_sft
 from evads_tasks.core.judge import HttpJudge
-from evads_tasks.core.judge.prompts import SECTION_ANSWER, SECTION_TRACE, read_sections
-from evads_tasks.core.scoring import LEVELS
 from evads_tasks.sample.tiny_model import NOTICE_FILE, ensure_tiny_vlm
 
 pytestmark = pytest.mark.slow
-
-
-def scripted_levels(messages) -> str:
-    """Loopback judge policy (not a model): a level picked by a hash of the judged text."""
-    sections = read_sections(str(messages[-1]["content"]))
-    text = sections.get(SECTION_ANSWER) or sections.get(SECTION_TRACE, "")
-    return f"Scripted loopback judge.\nAnswer: {LEVELS[zlib.crc32(text.encode()) % 5]}"
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +63,7 @@ def test_grpo_two_steps_train_every_parameter_with_the_mg_rewards(sample_dir, ti
     before = _weights(tiny_model)
     config = _config(sample_dir, tmp_path)
     cache = tmp_path / "cache"
-    with JudgeServer(policy=scripted_levels) as server, \
+    with JudgeServer(policy=hashed_levels_policy) as server, \
             HttpJudge(server.url, "scripted", cache_dir=cache, progress=False) as judge:
         result = run_grpo(config, tmp_path / "grpo", model=tiny_model, judge=judge)
         calls, requests = server.calls, list(server.requests)

@@ -283,3 +283,35 @@ def test_a_dead_judge_gives_no_credit_then_stops_the_run(tmp_path, monkeypatch):
     assert (first["answer_g"], first["trace_g"], first["format"]) == (0.0, 0.0, 1.0)
     assert (first["judge_errors"], first["judge_requests"]) == (2, 2)
     assert first["score"] == pytest.approx(1.0)  # the format term only, and the run stops
+
+
+def test_verl_data_refuses_a_validation_file_sharing_training_videos(sample_dir, tmp_path,
+                                                                     capsys):
+    annotations, videos = sample_dir / "annotations", str(sample_dir / "videos")
+    training = ["--disjoint-from", str(annotations / "rl.parquet"),
+                "--disjoint-from", str(annotations / "sft.parquet")]
+    assert main(["verl-data", str(annotations / "test.parquet"), "--video-dir", videos,
+                 "--out", str(tmp_path / "val.parquet"), *training]) == 0
+    # normalized.jsonl holds every split: the RL and SFT videos are in it
+    out = tmp_path / "leaky.parquet"
+    assert main(["verl-data", str(annotations / "normalized.jsonl"), "--video-dir", videos,
+                 "--out", str(out), *training]) == 2
+    error = capsys.readouterr().err
+    assert "shares 2 video(s) (ad_11, ad_12) and 10 question id(s)" in error
+    assert "shares 2 video(s) (ad_09, ad_10)" in error and "--allow-overlap" in error
+    assert not out.exists()
+    assert main(["verl-data", str(annotations / "normalized.jsonl"), "--video-dir", videos,
+                 "--out", str(out), *training, "--allow-overlap"]) == 0
+    assert capsys.readouterr().out.startswith("WARNING: NOT HELD OUT (--allow-overlap): ")
+
+
+def test_verl_script_refuses_a_val_file_sharing_the_training_videos(sample_dir, tmp_path):
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        _run_script(sample_dir, tmp_path, VAL=str(sample_dir / "annotations" / "rl.parquet"))
+    assert failed.value.returncode == 2
+    assert "shares 2 video(s) (ad_11, ad_12)" in failed.value.stderr
+    assert not (tmp_path / "argv.json").exists()  # verl was never started
+    overrides = _run_script(sample_dir, tmp_path / "allowed",
+                            VAL=str(sample_dir / "annotations" / "rl.parquet"),
+                            ALLOW_OVERLAP="1")
+    assert Path(overrides["data.val_files"]).is_file()

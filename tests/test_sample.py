@@ -13,6 +13,7 @@ from pathlib import Path
 import av
 import decord
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from evads_tasks.core.annotations import (
@@ -22,11 +23,17 @@ from evads_tasks.core.annotations import (
     parse_metadata,
     write_schema,
 )
+from evads_tasks.core.annotations.overlap import find_overlap
+from evads_tasks.core.annotations.schemas import SFT_COLUMNS
 from evads_tasks.sample import build_script, generate_sample, script_records
 from evads_tasks.sample.__main__ import main as sample_main
 from evads_tasks.sample.timeline import screen_text, spoken_words
 
 ANNOTATION_FILES = ("test.parquet", "rl.parquet", "sft.parquet", "normalized.jsonl")
+# Each file's videos: the splits are disjoint by video, as the published ones are.
+SPLIT_VIDEOS = {"test.parquet": [f"ad_{n:02d}" for n in range(1, 9)],
+                "sft.parquet": ["ad_09", "ad_10"], "rl.parquet": ["ad_11", "ad_12"],
+                "normalized.jsonl": [f"ad_{n:02d}" for n in range(1, 13)]}
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +48,9 @@ def videos(script: dict) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def labelled(sample_dir: Path) -> dict[str, str]:
-    """question id -> task, from the labelled test schema."""
+    """question id -> task, from the labelled normalized file (every split)."""
     return {r.question_id: r.task
-            for r in load_annotations(sample_dir / "annotations" / "test.parquet")}
+            for r in load_annotations(sample_dir / "annotations" / "normalized.jsonl")}
 
 
 # ---- annotations ---------------------------------------------------------------
@@ -52,26 +59,56 @@ def labelled(sample_dir: Path) -> dict[str, str]:
 def test_every_annotation_file_has_five_questions_per_video_one_per_task(
         sample_dir, labelled, name):
     records = load_annotations(sample_dir / "annotations" / name)
-    assert len(records) == 40
+    assert len(records) == 5 * len(SPLIT_VIDEOS[name])
     by_video = defaultdict(list)
     for record in records:
         by_video[record.video_id].append(record.task)
         # RL/SFT rows carry no label: the classifier must recover the true task.
         assert record.task == labelled[record.question_id], record.question
-    assert sorted(by_video) == [f"ad_{n:02d}" for n in range(1, 9)]
+    assert sorted(by_video) == SPLIT_VIDEOS[name]
     assert all(sorted(tasks) == sorted(TASK_CODES) for tasks in by_video.values())
-    assert {r.category for r in records} == set(CATEGORIES)
+    if name == "test.parquet":
+        assert {r.category for r in records} == set(CATEGORIES)
 
 
-def test_training_rows_use_the_authors_video_paths_and_targets(sample_dir):
-    rl = load_annotations(sample_dir / "annotations" / "rl.parquet")
-    sft = {r.question_id: r for r in load_annotations(sample_dir / "annotations" / "sft.parquet")}
-    assert {r.split for r in rl} == {"rl"} and {r.split for r in sft.values()} == {"sft"}
-    for record in rl:
-        assert record.video_file == f"../videos/{record.video_id}.mp4"
-        target = sft[record.question_id].reasoning_target
-        assert target.startswith("<think>") and target.endswith(
-            f"</think><answer>{record.answer}</answer>")
+def test_the_splits_share_no_video_and_no_question(sample_dir):
+    """The published layout: test, SFT and RL disjoint by video (and so by question)."""
+    split = {name: load_annotations(sample_dir / "annotations" / name)
+             for name in ("test.parquet", "sft.parquet", "rl.parquet")}
+    for training in ("sft.parquet", "rl.parquet"):
+        assert not find_overlap(split["test.parquet"], split[training])
+    assert not find_overlap(split["sft.parquet"], split["rl.parquet"])
+    products = {name: {r.question for r in records if r.task == "BP"}
+                for name, records in split.items()}
+    assert not products["test.parquet"] & (products["sft.parquet"] | products["rl.parquet"])
+    normalized = load_annotations(sample_dir / "annotations" / "normalized.jsonl")
+    assert {r.split for r in normalized} == {"test", "sft", "rl"}
+
+
+def test_the_sft_file_is_in_the_published_sft_layout(sample_dir):
+    rows = pq.read_table(sample_dir / "annotations" / "sft.parquet").to_pylist()
+    assert list(rows[0]) == list(SFT_COLUMNS)
+    records = {r.question_id: r for r in load_annotations(sample_dir / "annotations" /
+                                                          "sft.parquet")}
+    for row in rows:
+        content = row["prompt"][0]["content"]
+        record = records[row["extra_info"]["id"]]
+        assert "Question:" not in content and len(row["prompt"]) == 1
+        assert content.startswith(f"<video>{record.metadata}\n")
+        assert record.metadata.startswith("Category: ")
+        assert f"\n{record.question}\n\nYou are permitted to gather any relevant clues, " \
+               "think step by step, to answer this question." in content
+        assert content.endswith(
+            "\n<think>your_thinking</think> <answer>your_answer_within_50_words</answer>")
+        assert row["answer"].startswith("<think>")
+        assert row["answer"].endswith(f"</think>\n<answer>{record.answer}</answer>")
+
+
+def test_training_rows_use_the_authors_video_paths(sample_dir):
+    for name in ("rl.parquet", "sft.parquet"):
+        records = load_annotations(sample_dir / "annotations" / name)
+        assert {r.split for r in records} == {name.split(".")[0]}
+        assert all(r.video_file == f"../videos/{r.video_id}.mp4" for r in records)
 
 
 def test_answers_are_short_and_metadata_matches_the_script(sample_dir, videos):
@@ -86,8 +123,8 @@ def test_answers_are_short_and_metadata_matches_the_script(sample_dir, videos):
 
 def test_summary_cli_reads_the_sample(sample_dir):
     result = subprocess.run(
-        [sys.executable, "-m", "evads_tasks.core.annotations", "summary", "--json",
-         str(sample_dir / "annotations" / "rl.parquet")],
+        [sys.executable, "-m", "evads_tasks", "annotations", "summary", "--json",
+         str(sample_dir / "annotations" / "test.parquet")],
         capture_output=True, text=True, check=True)
     summary = json.loads(result.stdout)
     assert summary["videos"] == 8 and summary["questions"] == 40
@@ -124,7 +161,9 @@ def test_other_seeds_give_questions_the_classifier_labels_right(tmp_path, seed):
 # ---- script ----------------------------------------------------------------------
 
 def test_script_storyboards_are_well_formed(script):
-    assert [v["category"] for v in script["videos"]] == list(CATEGORIES)
+    splits = Counter(v["split"] for v in script["videos"])
+    assert splits == {"test": 8, "sft": 2, "rl": 2}
+    assert [v["category"] for v in script["videos"] if v["split"] == "test"] == list(CATEGORIES)
     assert sum(not v["has_audio"] for v in script["videos"]) == 1
     for video in script["videos"]:
         assert 10 <= video["duration"] <= 16
@@ -268,7 +307,7 @@ def test_cli_writes_annotations_without_videos(tmp_path, capsys):
     assert sample_main(["--out", str(tmp_path / "s"), "--seed", "3", "--no-videos"]) == 0
     assert "sample written to" in capsys.readouterr().out
     records = load_annotations(tmp_path / "s/annotations/rl.parquet")
-    assert len(records) == 40 and not (tmp_path / "s/videos").exists()
+    assert len(records) == 10 and not (tmp_path / "s/videos").exists()
     assert json.loads((tmp_path / "s/script.json").read_text())["seed"] == 3
 
 

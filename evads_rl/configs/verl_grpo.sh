@@ -13,7 +13,9 @@
 #            bash evads_rl/configs/verl_grpo.sh [extra verl overrides]
 #   TRAIN: the RL annotation file (default $EVADS_DATA/annotations/EVAds_RL.parquet)
 #   VAL:   a separate annotation file to validate on (any schema, e.g. a slice of the test
-#          split); without it validation is off. VIDEO_DIR: default $EVADS_DATA/videos.
+#          split); without it validation is off. It must share no video and no question id
+#          with TRAIN (nor with SFT, the SFT file, when set): the conversion stops with exit 2
+#          naming them, unless ALLOW_OVERLAP=1. VIDEO_DIR: default $EVADS_DATA/videos.
 #   WORK:  where the converted parquet files go (default runs/rl/verl).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -28,7 +30,8 @@ NGPUS="${NGPUS:-8}"
 
 "$PYTHON" -m evads_rl verl-data "$TRAIN" --video-dir "$VIDEO_DIR" --out "$WORK/train.parquet"
 if [ -n "${VAL:-}" ]; then
-    "$PYTHON" -m evads_rl verl-data "$VAL" --video-dir "$VIDEO_DIR" --out "$WORK/val.parquet"
+    "$PYTHON" -m evads_rl verl-data "$VAL" --video-dir "$VIDEO_DIR" --out "$WORK/val.parquet" \
+        --disjoint-from "$TRAIN" ${SFT:+--disjoint-from "$SFT"} ${ALLOW_OVERLAP:+--allow-overlap}
     VAL_FILES="$WORK/val.parquet"
     VAL_FLAGS=(trainer.test_freq=50 trainer.val_before_train=True)
 else

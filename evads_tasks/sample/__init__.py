@@ -1,5 +1,6 @@
-"""The bundled sample: eight synthetic product ads with E-VAds annotations, from a seed,
-and the tiny random Qwen2-VL / Qwen2.5-VL built offline for smoke runs (``tiny_model``).
+"""The bundled sample: twelve synthetic product ads with E-VAds annotations (test, SFT and RL
+splits, disjoint by video), from a seed, and the tiny random Qwen2-VL / Qwen2.5-VL built
+offline for smoke runs (``tiny_model``).
 
 May import ``evads_tasks.core`` only.
 """

@@ -12,8 +12,9 @@ from .generate import generate_sample
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m evads_tasks.sample",
-        description="Generate the synthetic E-VAds sample: 8 short ad videos (one per "
-                    "category) with test/RL/SFT/normalized annotations and script.json.")
+        description="Generate the synthetic E-VAds sample: 12 short ad videos, a test split "
+                    "(8 videos, one per category), an SFT and an RL split (2 videos each; "
+                    "no video in two splits), normalized annotations and script.json.")
     parser.add_argument("--out", default="data/sample", help="output folder (default data/sample)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the storyboards (default 0)")
     parser.add_argument("--no-videos", action="store_true",

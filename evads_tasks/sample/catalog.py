@@ -1,4 +1,5 @@
-"""The eight scripted products of the sample, one per E-VAds category.
+"""The scripted products of the sample: eight for its test split, one per E-VAds category,
+and four others for its training splits (no product is in both, as no video is).
 
 Each product carries everything its storyboard and its five questions need:
 on-screen text (Chinese and Latin), the English voiceover line for each beat,
@@ -161,6 +162,67 @@ PRODUCTS: tuple[Product, ...] = (
     ),
 )
 
+# The products of the sample's SFT videos, then of its RL videos (2 each).
+TRAINING_PRODUCTS: tuple[Product, ...] = (
+    Product(
+        "Apparel & Bags", "TrailPack", "轻量双肩包", "bag", (70, 110, 90),
+        Beat("通勤背包太重？", "Is your work bag too heavy?"),
+        Beat("仅重480克", "It weighs less than half a kilo."),
+        (Claim("永不磨损", "It will never wear out.", False,
+               "违规：“永不磨损”是无法保证的绝对化承诺，违反《广告法》第九条。"),
+         Claim("防泼水面料", "The fabric keeps light rain out.", True,
+               "合规：“防泼水”是可检测的面料性能描述，与实测一致即合规。")),
+        (Beat("¥149", "Now only one hundred forty nine yuan."),
+         Beat("139元", "Now only one hundred thirty nine yuan.")),
+        Beat("赠防雨罩", "A free rain cover comes with it."),
+        "每天通勤的上班族和大学生", "背包太重压得肩膀酸痛",
+    ),
+    Product(
+        "Food & Healthcare", "LeafJoy", "冷泡绿茶", "box", (120, 180, 90),
+        Beat("白水喝不下去？", "Plain water tastes boring?"),
+        Beat("冷水3分钟出味", "It brews in cold water in minutes."),
+        (Claim("喝了能减肥", "Drink it to lose weight.", False,
+               "违规：普通食品不得宣称减肥等保健功能（《广告法》），“喝了能减肥”属违法宣传。"),
+         Claim("独立三角包", "Each tea bag is packed alone.", True,
+               "合规：“独立三角包”是对包装形式的客观描述，可由画面验证，不涉及功效承诺。")),
+        (Beat("¥45", "Now only forty five yuan."),
+         Beat("42.8元", "Now only forty two point eight yuan.")),
+        Beat("买3送1", "Buy three and get one free."),
+        "办公室白领和学生", "白水无味喝不下去",
+    ),
+    Product(
+        "Beauty & Cosmetics", "SunVeil", "清透防晒乳", "bottle", (255, 236, 180),
+        Beat("出门怕晒黑？", "Afraid the sun will tan you?"),
+        Beat("SPF50+ 高倍防晒", "High protection for a long day."),
+        (Claim("100%防晒", "It blocks all of the sun.", False,
+               "违规：“100%防晒”无法实现，属绝对化、虚假的功效承诺，违反《广告法》。"),
+         Claim("清爽不油腻", "It feels light, never greasy.", True,
+               "合规：“清爽不油腻”是对肤感的描述，未用绝对化用语或功效保证。")),
+        (Beat("¥109", "Now only one hundred nine yuan."),
+         Beat("95元", "Now only ninety five yuan.")),
+        Beat("送旅行装", "Get a free travel size."),
+        "经常户外通勤的年轻女性", "夏天出门容易晒黑晒伤",
+    ),
+    Product(
+        "Home Appliances", "CleanBot", "扫地机器人", "robot", (200, 200, 210),
+        Beat("每天扫地太累？", "Tired of sweeping every day?"),
+        Beat("自动回充 强劲吸力", "Strong suction and auto charging."),
+        (Claim("全球领先", "The most advanced in the world.", False,
+               _ABSOLUTE.format(term="全球领先")),
+         Claim("一次扫完三居室", "One run cleans a big home.", True,
+               "合规：清扫面积是可实测的产品参数，与实测一致即为合规描述。")),
+        (Beat("¥1288", "Now only twelve eighty eight yuan."),
+         Beat("1180元", "Now only eleven eighty yuan.")),
+        Beat("以旧换新", "Trade in your old one."),
+        "工作忙碌的双职工家庭", "下班后没时间打扫卫生",
+    ),
+)
+
 CLOSING = Beat("立即下单 Order now", "Order now.")
 
 assert [p.category for p in PRODUCTS] == list(CATEGORIES), "one product per category, in order"
+# A training video is told apart from the test videos by the price on its screen (the tests'
+# scripted LLM finds a video by its price's digits): no training price holds a test price's.
+_DIGITS = {p: [b.overlay.strip("¥元") for b in p.prices] for p in PRODUCTS + TRAINING_PRODUCTS}
+assert not [(a, b) for t in TRAINING_PRODUCTS for a in _DIGITS[t] for p in PRODUCTS
+            for b in _DIGITS[p] if a in b or b in a], "a training price holds a test price"

@@ -115,7 +115,7 @@ def video_records(video: dict, seed: int) -> list[EvadsRecord]:
             answer=answer,
             task=task,
             task_inferred=False,
-            split="sample",
+            split=video["split"],
             clues=clues,
             metadata=metadata,
             events=events,

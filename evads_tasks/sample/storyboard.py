@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from evads_tasks.core.annotations.categories import CATEGORIES
 
-from .catalog import CLOSING, PRODUCTS, Beat, Claim, Product
+from .catalog import CLOSING, PRODUCTS, TRAINING_PRODUCTS, Beat, Claim, Product
 
 FPS = 25
 WIDTH, HEIGHT = 640, 360
@@ -25,6 +25,10 @@ MIN_MOTION_SCENE = 2
 MIN_SILENT_SCENE = 3  # scenes of the video without voiceover
 MIN_STILL_SCENE = 4  # the still price card: >= 3 s without any motion
 SPEECH_LANGUAGE = "en"  # espeak-ng voice; English so the offline tiny.en ASR can check it
+# The split of each training product's video, in TRAINING_PRODUCTS' order. Like the published
+# splits (test 3,389 videos, SFT 376, RL 196), the sample's are disjoint by video: the test
+# split has one video per category (ad_01..ad_08), then come two SFT and two RL videos.
+TRAINING_SPLITS = ("sft", "sft", "rl", "rl")
 
 # Saturated, mutually distinct scene backgrounds: every cut changes colour hard.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -59,6 +63,7 @@ class VideoPlan:
     has_audio: bool
     scenes: tuple[ScenePlan, ...]
     cm_role: str  # which spoken/overlay beat the cross-modal question anchors on
+    split: str = "test"  # test, sft or rl
 
     def sentences(self) -> list[str]:
         """Every line the voiceover speaks, in order (empty for the silent video)."""
@@ -73,27 +78,36 @@ def _beats(product: Product, price: Beat, claim: Claim, role: str) -> tuple[tupl
     return ((role, beats[role]),)
 
 
+def _plan(rng: random.Random, video_id: str, product: Product, has_audio: bool,
+          split: str) -> VideoPlan:
+    price = rng.choice(product.prices)
+    claim = rng.choice(product.claims)
+    layout = LAYOUTS[rng.choice(sorted(LAYOUTS))]
+    colours = rng.sample(PALETTE, len(layout))
+    scenes = []
+    for roles, colour in zip(layout, colours, strict=True):
+        beats = tuple(b for role in roles for b in _beats(product, price, claim, role))
+        overlays = tuple((role, b.overlay) for role, b in beats)
+        if "feature" in roles:
+            overlays = (("title", product.title), *overlays)
+        scenes.append(ScenePlan(roles, beats, overlays, still="offer" in roles,
+                                background=colour, phase=round(rng.random(), 3)))
+    return VideoPlan(video_id, product, price, claim, has_audio=has_audio,
+                     scenes=tuple(scenes), cm_role=rng.choice(("feature", "claim")), split=split)
+
+
 def plan_videos(seed: int) -> list[VideoPlan]:
-    """The eight storyboards for a seed (pure: same seed, same plans)."""
+    """The storyboards for a seed (pure: same seed, same plans): the eight test videos, one of
+    them silent, then the training videos (their own random stream, so that the test videos
+    are the same whatever the training splits hold)."""
     rng = random.Random(seed)
     silent = rng.randrange(len(PRODUCTS))
-    plans = []
-    for number, product in enumerate(PRODUCTS):
-        price = rng.choice(product.prices)
-        claim = rng.choice(product.claims)
-        layout = LAYOUTS[rng.choice(sorted(LAYOUTS))]
-        colours = rng.sample(PALETTE, len(layout))
-        scenes = []
-        for roles, colour in zip(layout, colours, strict=True):
-            beats = tuple(b for role in roles for b in _beats(product, price, claim, role))
-            overlays = tuple((role, b.overlay) for role, b in beats)
-            if "feature" in roles:
-                overlays = (("title", product.title), *overlays)
-            scenes.append(ScenePlan(roles, beats, overlays, still="offer" in roles,
-                                    background=colour, phase=round(rng.random(), 3)))
-        plans.append(VideoPlan(f"ad_{number + 1:02d}", product, price, claim,
-                               has_audio=number != silent, scenes=tuple(scenes),
-                               cm_role=rng.choice(("feature", "claim"))))
+    plans = [_plan(rng, f"ad_{number + 1:02d}", product, number != silent, "test")
+             for number, product in enumerate(PRODUCTS)]
+    training = random.Random(f"{seed}:training")
+    plans += [_plan(training, f"ad_{len(PRODUCTS) + number + 1:02d}", product, True, split)
+              for number, (product, split) in enumerate(zip(TRAINING_PRODUCTS,
+                                                            TRAINING_SPLITS, strict=True))]
     return plans
 
 
@@ -164,6 +178,7 @@ def timed_script(plan: VideoPlan, speech_seconds: dict[str, float]) -> dict:
         "claim": {"text": plan.claim.overlay, "compliant": plan.claim.compliant,
                   "verdict": plan.claim.verdict},
         "cm_role": plan.cm_role,
+        "split": plan.split,
         "duration": duration,
         "fps": FPS,
         "width": WIDTH,

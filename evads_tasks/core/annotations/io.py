@@ -95,12 +95,11 @@ def parse_rows(rows: list[Mapping], source: str = "<rows>") -> list[EvadsRecord]
         questions, by_video = [], defaultdict(list)
         for number, row in enumerate(rows):
             try:
-                questions.append(train_question(row))
+                video, question = train_question(row)
             except AnnotationError as exc:
                 raise located(exc, number) from None
-            extra = row.get("extra_info")
-            video = extra.get("video_path") if isinstance(extra, Mapping) else None
-            by_video[str(video or row.get("videos"))].append(number)
+            questions.append(question)
+            by_video[video].append(number)
         tasks: dict[int, str] = {}
         for numbers in by_video.values():
             tasks.update(zip(numbers, assign_tasks([questions[n] for n in numbers]), strict=True))

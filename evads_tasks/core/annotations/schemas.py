@@ -24,10 +24,16 @@ RL_INSTRUCTION = (
     "approximately 50 words; longer answers will be truncated) in the following format\n"
     "<think>your_thinking</think> <answer>your_answer_within_50_words</answer>"
 )
+# The first words of that instruction: in the published SFT split the question is the last
+# line before it, with no label.
+INSTRUCTION_START = "You are permitted to gather any relevant clues"
 _QUESTION = re.compile(r"Question:\s*(.+)")
 # A question line; the last one wins, so that on-screen text quoting "Question:" inside the
 # metadata is never taken for it.
 _QUESTION_LINE = re.compile(r"(?m)^[ \t]*Question:\s*(.+)")
+# Lines of a prompt's metadata block (header, event list), which are never its question.
+_METADATA_LINE = re.compile(r"^(?:Voiceover:\s*)?(?:Time\s+\d|Category:|Duration:|"
+                            r"\[Time-aligned Events\]:)")
 VIDEO_MARKER = "<video>"
 
 TEST_COLUMNS = ("question", "answer", "ques_categories", "goods_category", "asr_input",
@@ -153,15 +159,88 @@ def to_test_row(record: EvadsRecord) -> dict:
 
 # ---- RL and SFT splits (verl-style rows) ----------------------------------------
 
-def train_question(row: Mapping) -> str:
-    """The question inside an RL/SFT prompt (needed before the task can be inferred)."""
-    prompt = _need(row, "prompt", (list, tuple))
-    if not prompt or not isinstance(prompt[-1], Mapping) or "content" not in prompt[-1]:
+def prompt_messages(value: object) -> list[Mapping]:
+    """The chat messages of a ``prompt`` cell as files hold it: a list (pyarrow), a tuple, a
+    numpy array of dicts (pandas), one message, or any of these as JSON text; text that is
+    not JSON is the message's content."""
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError:
+            decoded = value
+        value = {"role": "user", "content": decoded} if isinstance(decoded, str) else decoded
+    if isinstance(value, Mapping):
+        value = [value]
+    elif hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
+        value = value.tolist()  # a numpy array of message dicts
+    if not isinstance(value, (list, tuple)) or not value:
+        raise AnnotationError("expected a list of chat messages with 'content', got "
+                              f"{type(value).__name__ if value is not None else 'null'}"
+                              + (" (empty)" if isinstance(value, (list, tuple)) else ""),
+                              field="prompt")
+    return list(value)
+
+
+def prompt_content(row: Mapping) -> str:
+    """The text of an RL/SFT row's prompt (its last message), line ends made ``\\n``.
+    A message's content may be text or a list of ``{"type": "text", "text": ...}`` parts."""
+    if row.get("prompt") is None:
+        raise AnnotationError("missing column" if "prompt" not in row else "null value",
+                              field="prompt")
+    message = prompt_messages(row["prompt"])[-1]
+    if not isinstance(message, Mapping) or "content" not in message:
         raise AnnotationError("expected a list of chat messages with 'content'", field="prompt")
-    question_match = _question_match(prompt[-1]["content"])
-    if not question_match:
-        raise AnnotationError("no 'Question:' line in the prompt text", field="prompt")
-    return question_match.group(1).strip()
+    content = message["content"]
+    if hasattr(content, "tolist") and not isinstance(content, str):
+        content = content.tolist()
+    if isinstance(content, (list, tuple)):
+        content = "".join(str(part.get("text") or "") for part in content
+                          if isinstance(part, Mapping))
+    if not isinstance(content, str):
+        raise AnnotationError(f"message content: expected text, got {type(content).__name__}",
+                              field="prompt")
+    return content.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def split_prompt(content: str) -> tuple[str, str]:
+    """An RL/SFT prompt's text before its question (metadata, ``<video>`` marker removed) and
+    the question.
+
+    Two layouts: the RL split's labelled ``Question: ...`` line, and the published SFT
+    split's unlabelled question, the last non-blank line before the instruction paragraph
+    (``You are permitted to gather any relevant clues...``)."""
+    labelled = _question_match(content)
+    if labelled:
+        head, question = content[:labelled.start()], labelled.group(1).strip()
+    else:
+        lines = content.split("\n")
+        instruction = next((n for n, line in enumerate(lines)
+                            if line.strip().startswith(INSTRUCTION_START)), None)
+        if instruction is None:
+            raise AnnotationError(
+                "no question in the prompt text: neither a 'Question:' line (RL split) nor "
+                f"a question line before the instruction '{INSTRUCTION_START}...' (SFT split)",
+                field="prompt")
+        last = next((n for n in range(instruction - 1, -1, -1) if lines[n].strip()), None)
+        line = "" if last is None else lines[last].replace(VIDEO_MARKER, "").strip()
+        if not line or _METADATA_LINE.match(line):
+            raise AnnotationError(
+                f"no question line before the instruction '{INSTRUCTION_START}...' (the line "
+                f"before it is {line[:80]!r})" if line else
+                f"nothing before the instruction '{INSTRUCTION_START}...'", field="prompt")
+        head, question = "\n".join(lines[:last]), line
+    return head.replace(VIDEO_MARKER, "", 1).strip(), question
+
+
+def train_question(row: Mapping) -> tuple[str, str]:
+    """An RL/SFT row's video id and the question inside its prompt: what the task
+    classifier needs before the row is parsed (it labels a video's questions together)."""
+    return _video_id(_video_path(row, _extra_info(row))), split_prompt(prompt_content(row))[1]
+
+
+def _video_id(video_path: str) -> str:
+    """A training row's video id: its video's file stem (``../videos/698.mp4`` -> ``698``)."""
+    return video_file_name(video_path).rsplit(".", 1)[0]
 
 
 def _question_match(content: str) -> re.Match | None:
@@ -169,16 +248,22 @@ def _question_match(content: str) -> re.Match | None:
     return lines[-1] if lines else _QUESTION.search(content)
 
 
-def prompt_metadata(content: str) -> str:
-    """The text of an RL/SFT prompt before its question, without the ``<video>`` marker:
-    the SFT split's full time-aligned metadata (the RL split's voiceover)."""
-    match = _question_match(content)
-    head = content[:match.start()] if match else content
-    return head.replace(VIDEO_MARKER, "", 1).strip()
+def _extra_info(row: Mapping) -> Mapping:
+    """``extra_info``: an object, or its JSON text."""
+    extra = row.get("extra_info")
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except json.JSONDecodeError as exc:
+            raise AnnotationError(f"invalid JSON ({exc.msg})", field="extra_info") from None
+    return _need({"extra_info": extra} if "extra_info" in row else {}, "extra_info", Mapping)
 
 
 def _video_path(row: Mapping, extra: Mapping) -> str:
-    video_path = extra.get("video_path") or _need(row, "videos", (str, list, tuple))
+    video_path = extra.get("video_path") or row.get("videos")
+    if hasattr(video_path, "tolist") and not isinstance(video_path, str):
+        video_path = video_path.tolist()  # a numpy array (pandas)
+    video_path = video_path or _need(row, "videos", (str, list, tuple))
     if isinstance(video_path, (list, tuple)):
         if not video_path:
             raise AnnotationError("empty list of videos", field="videos")
@@ -196,18 +281,16 @@ def parse_sft_row(row: Mapping, task: str) -> EvadsRecord:
     metadata is the prompt's own (category, duration, time-aligned events); there are no
     clues, so the judge is shown none (never invented ones).
     """
-    question = train_question(row)
-    content = row["prompt"][-1]["content"]
+    meta_text, question = split_prompt(prompt_content(row))
     target = _need(row, "answer")
-    extra = _need(row, "extra_info", Mapping)
+    extra = _extra_info(row)
     if "id" not in extra:
         raise AnnotationError("missing question id", field="extra_info.id")
     video_path = _video_path(row, extra)
-    meta_text = prompt_metadata(content)
     meta = _metadata(meta_text, "prompt")
     return EvadsRecord(
         question_id=str(extra["id"]),
-        video_id=video_file_name(video_path).rsplit(".", 1)[0],
+        video_id=_video_id(video_path),
         video_file=video_path,
         question=question,
         answer=answer_part(target)[0] or "",
@@ -227,14 +310,14 @@ def parse_sft_row(row: Mapping, task: str) -> EvadsRecord:
 def parse_train_row(row: Mapping, task: str) -> EvadsRecord:
     """An RL row whose task was inferred (also an SFT row written with a ``reward_model`` by
     evads before it wrote the published SFT form: SFT when the target has a ``<think>``)."""
-    question = train_question(row)
-    content = row["prompt"][-1]["content"]
+    content = prompt_content(row)
+    question = split_prompt(content)[1]
     reward = _need(row, "reward_model", Mapping)
     answer = reward.get("answer")
     if not isinstance(answer, str):
         raise AnnotationError("missing or non-text answer", field="reward_model.answer")
     verifier = _verifier(reward.get("verifier"))
-    extra = _need(row, "extra_info", Mapping)
+    extra = _extra_info(row)
     video_path = _video_path(row, extra)
     meta_text = verifier.get("meta_info") or ""
     meta = _metadata(meta_text or content, "reward_model.verifier.meta_info")
@@ -243,7 +326,7 @@ def parse_train_row(row: Mapping, task: str) -> EvadsRecord:
         raise AnnotationError("missing question id", field="extra_info.id")
     return EvadsRecord(
         question_id=str(extra["id"]),
-        video_id=video_file_name(video_path).rsplit(".", 1)[0],
+        video_id=_video_id(video_path),
         video_file=video_path,
         question=question,
         answer=(answer_part(answer)[0] or "") if is_sft else answer,
@@ -293,15 +376,16 @@ def rl_prompt(record: EvadsRecord) -> str:
 
 
 def sft_prompt(record: EvadsRecord) -> str:
-    """The SFT prompt: the full metadata (category, duration, per-second lines) and question."""
-    return VIDEO_MARKER + reasoning_prompt(record.metadata_text(), record.question)
+    """The published SFT split's prompt: the full metadata (category, duration, per-second
+    lines), the question on its own line with no label, a blank line, the instruction."""
+    return f"{VIDEO_MARKER}{record.metadata_text()}\n{record.question}\n\n{RL_INSTRUCTION}"
 
 
 def sft_target(record: EvadsRecord) -> str:
     """The SFT answer: the record's own reasoning trace, else its clues as the ``<think>``
-    block before the ``<answer>`` (the authors' SFT form, no space between the blocks)."""
+    block, a line break, then the ``<answer>`` (the published SFT split's form)."""
     return record.reasoning_target or (
-        f"<think>{record.clues}</think><answer>{record.answer}</answer>")
+        f"<think>{record.clues}</think>\n<answer>{record.answer}</answer>")
 
 
 def rl_reward_model(record: EvadsRecord) -> dict:
