@@ -83,7 +83,7 @@ def test_allowed_overlap_is_said_first_in_every_report(sample_dir, tmp_path):
     # the before/after report: its first line
     run = _run([1.0] * 10)
     scored = [ScoredModel(RunModel(name, name), run, 1.0, 0) for name in ("base", "grpo")]
-    report = format_report(scored, {"grpo": paired_comparison(run, run, _videos())},
+    report = format_report(scored, {"grpo": paired_comparison(run, run)},
                            _records(range(2)), "rl.parquet", heldout, {"prompt": "reasoning"})
     assert report.splitlines()[0] == heldout.warning
 
@@ -112,13 +112,10 @@ def test_one_validation_entry_per_evaluation_per_task_and_overall(tmp_path, caps
     assert combined_eval({"BP": {"reward": None}}, {"BP": 1}) == {"eval_BP_reward": None}
 
 
-def _videos() -> dict[str, str]:
-    return {r.question_id: r.video_id for r in _records(range(2))}
-
-
 def _run(scores: list[float | None]) -> ScoredRun:
     records = _records(range(len(scores) // 5))
-    return ScoredRun([ScoredSample(r.question_id, r.task, "Others", score, "loopback")
+    return ScoredRun([ScoredSample(r.question_id, r.task, "Others", score, "loopback",
+                                   video_id=r.video_id)
                       for r, score in zip(records, scores, strict=True)],
                      {"model": "m", "judges": ["loopback"]})
 
@@ -126,7 +123,7 @@ def _run(scores: list[float | None]) -> ScoredRun:
 def test_the_paired_comparison_per_task_dimension_and_overall():
     base = _run([0.0, 0.25, 0.5, 0.5, 0.0, 0.25, 0.25, 0.5, 0.0, None])
     trained = _run([1.0, 0.25, 0.75, 0.5, 0.5, 0.5, 0.25, 1.0, 0.25, 1.0])
-    result = paired_comparison(base, trained, _videos())
+    result = paired_comparison(base, trained)
     assert set(result) == set(SCOPES)
     overall = result["overall"]["R5"]
     judged = range(9)  # the last question was not judged for the base: left out
@@ -142,6 +139,6 @@ def test_the_paired_comparison_per_task_dimension_and_overall():
     reasoning = result["Cognition & Reasoning"]["R2"]
     assert reasoning.n == 5 and reasoning.b_mean == pytest.approx(1 / 5)
     assert result["RC"]["R5"].n == 1  # the unjudged RC question of video 1 is left out
-    empty = paired_comparison(_run([None] * 5 + [0.0] * 5), _run([0.5] * 10), _videos())
+    empty = paired_comparison(_run([None] * 5 + [0.0] * 5), _run([0.5] * 10))
     assert empty["BP"]["R5"].n == 1 and empty["overall"]["R5"].clusters == 1
     assert HeldOut().warning is None
