@@ -248,9 +248,10 @@ def test_each_run_checked_the_canary_before_judging(runs):
     """What the judge server was asked, in order: the pin's 40 canary items, then per run
     its 40 canary items (bypassing the cache the pin did not fill) before its 40 answers
     (+1: the unparseable reply asked again); the rescore, too, checks the canary first, then
-    asks only the failed answer again."""
+    asks only the failed answer again: its timed call (one attempt, the preflight), then the
+    answer itself (the same unparseable reply twice)."""
     phases = [(kind, sum(1 for _ in group)) for kind, group in groupby(runs.asked)]
     assert phases == [("canary", 80), ("run", 41), ("canary", 40), ("run", 41),
-                      ("canary", 40), ("run", 2)]
+                      ("canary", 40), ("run", 3)]
     for run in (runs.a, _results(runs.root / "a-again")):
         assert "canary pass" in run["results"]["evads"]["evads_run,none"]

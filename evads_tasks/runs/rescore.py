@@ -653,16 +653,17 @@ def main(args) -> int:
         planned = plan(source, judge, protocol, done)
         if args.dry_run:
             print(format_plan(planned, judge, price))
+        else:
+            try:  # as a run does: the judge checked against its pinned canary first
+                canary = judge_canary()
+            except JudgeConfigError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            print(f"judge canary: {canary_summary(canary)}", file=sys.stderr)
         if not args.no_preflight and (timed := preflight(planned, judge)):
             print("\n".join(timed), file=sys.stdout if args.dry_run else sys.stderr)
         if args.dry_run:
             return 0
-        try:  # as a run does: the judge checked against its pinned canary first
-            canary = judge_canary()
-        except JudgeConfigError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        print(f"judge canary: {canary_summary(canary)}", file=sys.stderr)
         try:
             with writing(out, f"every verdict already in {out / PROGRESS_FILE} is kept: free "
                               "space and rerun the same command to resume"):
