@@ -46,12 +46,14 @@ install-gpu:  ## install the gpu lock (vllm, trl[vllm], deepspeed) on a CUDA mac
 # Re-runs when the lock, the package metadata or the profile changes (the stamp names them).
 # --compile-bytecode: these machines set PYTHONDONTWRITEBYTECODE=1, so without bytecode written
 # at install every process compiles lmms-eval, transformers and torch from source (importing
-# lmms-eval's evaluator took 38 s that way, 7 s with the bytecode; compiling costs ~30 s once).
+# lmms-eval's evaluator took 38 s that way, 7 s with the bytecode; compiling costs ~30 s once);
+# evads itself (editable) is compiled into its __pycache__ folders for the same reason.
 $(VENV)/.installed: $(LOCK) setup.cfg pyproject.toml $(if $(filter-out $(PROFILE),$(INSTALLED_PROFILE)),FORCE)
 	@$(MAKE) --no-print-directory system-packages
 	$(ENSURE_UV)
 	$(UV) pip sync --python $(PY) --compile-bytecode $(LOCK)
 	$(UV) pip install --python $(PY) --no-deps -e .
+	$(PY) -m compileall -q evads_tasks evads_density evads_rl evads_generate
 	$(PY) -c "import torch, torchvision; from torchvision.ops import nms; print('installed $(LOCK): torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	echo $(PROFILE) > $(VENV)/.profile
 	touch $@

@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 # judge(doc, response) -> whatever process_results returns for it
 JudgeOne = Callable[[dict, str], object]
+# () -> (the judge function, how many answers to judge at once): made once per task
+Judging = Callable[[], tuple[JudgeOne, int]]
 
 
 def world_size() -> int:
@@ -61,24 +63,30 @@ class ResponseBatch:
     """One task's responses on this rank, judged ahead once a doc anchors their places."""
 
     def __init__(self, responses: list[str], docs) -> None:
-        self.responses, self.docs = responses, docs
+        self.responses, self._task_docs = responses, docs
+        self.docs: list[dict] = []
         self._lock = threading.Lock()
         self._futures: dict[int, Future] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._doc_at: Callable[[int], int] | None = None
+        self._judge: JudgeOne | None = None
         self._stopped = False
 
     def _index(self, doc: dict) -> int | None:
         index = doc.get("doc_index")
         return index if isinstance(index, int) else None
 
-    def _start(self, doc: dict, place: int, judge: JudgeOne, concurrency: int) -> None:
+    def _start(self, doc: dict, place: int, concurrency: int) -> None:
         """Fix every place's doc from this (doc, place) pair and queue every answer."""
         index = self._index(doc)
         if index is None:
             self._stopped = True
             return
         step = world_size()
+        # the task's docs as plain dicts, in one conversion (a datasets row access each
+        # costs far more, thousands of times over)
+        docs = self._task_docs
+        self.docs = docs.to_list() if hasattr(docs, "to_list") else list(docs)
         self._doc_at = lambda other: index + (other - place) * step
         self._pool = ThreadPoolExecutor(max_workers=concurrency,
                                         thread_name_prefix="evads-judge")
@@ -88,24 +96,26 @@ class ResponseBatch:
             if 0 <= position < len(self.docs):
                 # stripped as lmms-eval strips a response before process_results
                 self._futures[other] = self._pool.submit(
-                    judge, self.docs[position], str(self.responses[other]).strip())
+                    self._judge, self.docs[position], str(self.responses[other]).strip())
         self._pool.shutdown(wait=False)
 
-    def verdict(self, doc: dict, response: NumberedResponse, judge: JudgeOne,
-                concurrency: int) -> object:
-        """What ``judge(doc, response)`` gives: taken from the pool when the look-ahead
-        predicted this doc for the response's place, else judged here."""
+    def verdict(self, doc: dict, response: NumberedResponse, judging: Judging) -> object:
+        """What the task's judge function gives for ``(doc, response)``: taken from the pool
+        when the look-ahead predicted this doc for the response's place, else judged here.
+        ``judging`` is asked once, at the task's first answer (reading the settings for
+        every answer would cost more than a cached verdict)."""
         place = response.place
         with self._lock:
-            if self._doc_at is None and not self._stopped:
-                self._start(doc, place, judge, concurrency)
+            if self._judge is None:
+                self._judge, concurrency = judging()
+                self._start(doc, place, concurrency)
             future = None if self._stopped else self._futures.get(place)
             if future is not None and self._doc_at(place) != self._index(doc):
                 logger.warning("E-VAds judge look-ahead stopped: answer %d is not the doc "
                                "its place predicts; judging one answer at a time", place)
                 self._stop()
                 future = None
-        return judge(doc, str(response)) if future is None else future.result()
+        return self._judge(doc, str(response)) if future is None else future.result()
 
     def _stop(self) -> None:
         self._stopped = True

@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -354,22 +355,28 @@ def process_results(doc: dict, results: list[str]) -> dict[str, dict]:
     (the disk filled) costs no verdict, but fails the run once its results are written
     (``RUN_TALLY.problem``).
     """
+    response = results[0]
+    if isinstance(response, NumberedResponse):
+        result, judged, values = response.batch.verdict(doc, response, _judging)
+    else:
+        result, judged, values = _judging()[0](doc, response)
+    RUN_TALLY.add(result, judged=judged)
+    return values
+
+
+def _judging() -> tuple[Callable[[dict, str], tuple[JudgeResult, bool, dict]], int]:
+    """The run's judge function (the judge, protocol and run description as configured
+    now) and how many answers it may judge at once."""
     judge, protocol = get_judge(), judge_protocol()
     run = run_description(judge, protocol)
 
-    def judge_one(one_doc: dict, response: str) -> tuple[JudgeResult, bool, dict]:
-        return judge_doc(judge, protocol, one_doc, response, run)
+    def judge_one(doc: dict, response: str) -> tuple[JudgeResult, bool, dict]:
+        judged = judge_doc(judge, protocol, doc, response, run)
+        if problem := getattr(judge, "problem", None):  # its cache failed: see RUN_TALLY
+            RUN_TALLY.problem(problem)
+        return judged
 
-    response = results[0]
-    if isinstance(response, NumberedResponse):
-        result, judged, values = response.batch.verdict(doc, response, judge_one,
-                                                        judge_concurrency())
-    else:
-        result, judged, values = judge_one(doc, response)
-    RUN_TALLY.add(result, judged=judged)
-    if problem := getattr(judge, "problem", None):
-        RUN_TALLY.problem(problem)
-    return values
+    return judge_one, judge_concurrency()
 
 
 def judge_request(protocol: JudgeProtocol, doc: dict, response: str) -> JudgeRequest:

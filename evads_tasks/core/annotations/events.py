@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _TIME = re.compile(r"^Time\s+(\d+(?:\.\d+)?)(?:\s*-\s*(\d+(?:\.\d+)?))?s:\s?(.*)$")
 _ASR_SPLIT = re.compile(r"(?:^|\s*;\s*)(?:ASR Text|Audio Speech):\s*")
@@ -90,10 +91,12 @@ def parse_event_line(line: str) -> Event:
     return Event(start=start, end=end, ocr=ocr, asr=asr)
 
 
+@lru_cache(maxsize=1024)
 def parse_metadata(text: str) -> Metadata:
     """Parse a metadata block (header lines, then event lines); other lines are ignored.
 
-    Raises ValueError naming the offending line when a ``Time`` line is malformed.
+    Raises ValueError naming the offending line when a ``Time`` line is malformed. Cached:
+    the five questions of a video carry the same block (Metadata is immutable).
     """
     category = duration = None
     events = []
