@@ -40,7 +40,7 @@ from evads_generate.settings import GeneratorSettings  # noqa: E402
 from evads_generate.state import RunFolder  # noqa: E402
 from evads_tasks.core.annotations import load_annotations, render_metadata, write_schema  # noqa: E402
 from evads_tasks.core.annotations.categories import chinese_category  # noqa: E402
-from evads_tasks.core.chat_client import ChatClient  # noqa: E402
+from evads_tasks.core.chat.client import ChatClient  # noqa: E402
 from evads_tasks.core.judge import HttpJudge, JudgeCache  # noqa: E402
 
 TARGET_RATIO = 0.8

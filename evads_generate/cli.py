@@ -30,12 +30,13 @@ from evads_density.analysis import check_backends
 from evads_density.availability import BackendUnavailable
 from evads_density.cli import HelpFormatter, checked_number
 from evads_tasks.core.annotations import TASK_CODES, AnnotationError
-from evads_tasks.core.chat_client import (
+from evads_tasks.core.chat.client import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_S,
     ChatClient,
 )
+from evads_tasks.core.chat.preflight import CallTiming, preflight_lines
 from evads_tasks.core.judge import JudgeCache, JudgeConfigError, judge_from_env
 from evads_tasks.core.judge.config import API_KEY_ENV as API_KEY_ENV_JUDGE
 from evads_tasks.core.judge.config import (
@@ -46,7 +47,6 @@ from evads_tasks.core.judge.config import (
     MODEL_ENV,
     TIMEOUT_ENV,
 )
-from evads_tasks.core.preflight import CallTiming, preflight_lines
 from evads_tasks.core.video_probe import probe_videos
 from evads_tasks.core.write_failure import EXIT_WRITE_FAILED, WriteFailed, writing
 

@@ -7,7 +7,7 @@ body parameters and messages. A transport failure is not stored, so a rerun asks
 The gate bounds the calls in flight across the generator's own calls and the judge's,
 which have separate clients: ``--concurrency`` is the total the server sees. Structured
 replies are asked for in the ``response_format`` mode the server accepts
-(``evads_tasks.core.response_format``: found once per run, kept in the cache file).
+(``evads_tasks.core.chat.response_format``: found once per run, kept in the cache file).
 A context-length error fails that call alone (``Reply.error_kind`` ``context_length``).
 """
 
@@ -20,7 +20,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, fields
 
-from evads_tasks.core.chat_client import ChatClient, ChatError
+from evads_tasks.core.chat.client import ChatClient, ChatError
+from evads_tasks.core.chat.response_format import (
+    CAPABILITY,
+    StructuredOutput,
+    messages_in_mode,
+    response_format,
+)
 from evads_tasks.core.judge import (
     Judge,
     JudgeCache,
@@ -28,12 +34,6 @@ from evads_tasks.core.judge import (
     JudgeResult,
     build_messages,
     cache_key,
-)
-from evads_tasks.core.response_format import (
-    CAPABILITY,
-    StructuredOutput,
-    messages_in_mode,
-    response_format,
 )
 from evads_tasks.core.tokens import count_tokens, message_tokens
 
@@ -130,7 +130,7 @@ class LLM:
                        max_attempts: int | None = None, **params: object) -> Reply:
         """As :meth:`ask`, for a JSON reply of ``schema``, in the ``response_format`` mode
         the server accepts (a refusal moves the run to the next mode, see
-        ``core/response_format.py``)."""
+        ``core/chat/response_format.py``)."""
         def send(mode: str) -> Reply:
             fmt = response_format(mode, schema, name)
             try:

@@ -42,7 +42,7 @@ WRAPPER_HELP = (
 )
 
 
-def split_include_paths(argv: list[str], flag: str) -> tuple[list[str], list[str]]:
+def split_flag(argv: list[str], flag: str) -> tuple[list[str], list[str]]:
     """``argv`` without ``flag`` (``--flag X`` or ``--flag=X``) and the values it named."""
     rest, values = [], []
     args = iter(argv)
@@ -91,7 +91,7 @@ def _tasks_command(argv: list[str]) -> int:
     """``lmms_eval tasks ...`` (lmms-eval's listing), with our folder indexed."""
     from lmms_eval.cli.tasks_cmd import add_tasks_parser
 
-    rest, paths = split_include_paths(argv, _TASKS_FLAG)
+    rest, paths = split_flag(argv, _TASKS_FLAG)
     parser = argparse.ArgumentParser(prog="lmms-eval")
     add_tasks_parser(parser.add_subparsers(dest="subcommand"))
     args = parser.parse_args(rest)
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(textwrap.fill(WRAPPER_HELP, width=88) + "\n", flush=True)
     if argv and argv[0] == "tasks":
         return _tasks_command(argv)
-    argv, protocols = split_include_paths(argv, PROTOCOL_FLAG)
+    argv, protocols = split_flag(argv, PROTOCOL_FLAG)
     if protocols and protocols[-1] not in PROTOCOLS:
         print(f"error: {PROTOCOL_FLAG} {protocols[-1]!r}: use one of {', '.join(PROTOCOLS)}",
               file=sys.stderr)

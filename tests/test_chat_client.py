@@ -9,7 +9,7 @@ import time
 import pytest
 from judge_server import JudgeServer
 
-from evads_tasks.core.chat_client import MESSAGE_BODY_CHARS, ChatClient, ChatError
+from evads_tasks.core.chat.client import MESSAGE_BODY_CHARS, ChatClient, ChatError
 from evads_tasks.core.redaction import REDACTED, env_secrets, redact, redact_cut
 
 SECRET = "sk-SENTINEL-1234"
@@ -76,11 +76,11 @@ def test_the_retry_budget_caps_retry_after() -> None:
 
 def test_each_retry_logs_one_warning_with_reason_attempt_and_wait(
         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="evads_tasks.core.chat_client")
+    caplog.set_level(logging.WARNING, logger="evads_tasks.core.chat.client")
     with JudgeServer(faults=["500", "close", None]) as server, client(server) as chat:
         reply = chat.complete(MESSAGES)
     assert reply.attempts == 3 and server.calls == 3
-    lines = [r.getMessage() for r in caplog.records if r.name == "evads_tasks.core.chat_client"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "evads_tasks.core.chat.client"]
     assert len(lines) == 2 and all(r.levelno == logging.WARNING for r in caplog.records)
     assert "attempt 1/3 failed (HTTP 500 server error" in lines[0]
     assert "attempt 2/3 failed (connection error" in lines[1]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from judge_server import GARBAGE_REPLY, JudgeServer
 
-from evads_tasks.core.chat_client import backoff_delay, retry_after_seconds
+from evads_tasks.core.chat.client import backoff_delay, retry_after_seconds
 from evads_tasks.core.judge import NO_ANSWER, HttpJudge, JudgeRequest, build_messages
 
 SECRET = "sk-evads-test-SECRET-4242"

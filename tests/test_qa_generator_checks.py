@@ -21,7 +21,7 @@ from evads_generate.schema import (
 )
 from evads_generate.selection import preference_order
 from evads_tasks.core.annotations import load_annotations
-from evads_tasks.core.response_format import messages_in_mode, response_format
+from evads_tasks.core.chat.response_format import messages_in_mode, response_format
 
 
 @pytest.fixture(scope="module")

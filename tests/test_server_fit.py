@@ -20,18 +20,18 @@ from judge_server import JudgeServer
 from paths import REPO
 from qa_llm_server import ScriptedAdLLM
 
-from evads_tasks.core.chat_client import ChatClient, ChatError
-from evads_tasks.core.concurrency import AdaptiveLimit
-from evads_tasks.core.judge import HttpJudge, JudgeCache, JudgeRequest, judge_from_env
-from evads_tasks.core.preflight import CallTiming, preflight_lines
-from evads_tasks.core.response_format import CAPABILITY, StructuredOutput
-from evads_tasks.core.server_fit import (
+from evads_tasks.core.chat.client import ChatClient, ChatError
+from evads_tasks.core.chat.concurrency import AdaptiveLimit
+from evads_tasks.core.chat.preflight import CallTiming, preflight_lines
+from evads_tasks.core.chat.response_format import CAPABILITY, StructuredOutput
+from evads_tasks.core.chat.server_fit import (
     ContextOverflow,
     context_from_models,
     fitted_max_tokens,
     parse_context_error,
     refused_parameter,
 )
+from evads_tasks.core.judge import HttpJudge, JudgeCache, JudgeRequest, judge_from_env
 
 SYNTHETIC = Path(__file__).parent / "fixtures" / "synthetic_eval_script.py"
 MESSAGES = [{"role": "system", "content": "Judge."}, {"role": "user", "content": "x" * 400}]

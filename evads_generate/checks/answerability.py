@@ -11,9 +11,9 @@ rerun asks again), ``context_length`` (a prompt the server's context cannot hold
 
 from __future__ import annotations
 
+from evads_tasks.core.chat.server_fit import OVERFLOW_REASON
 from evads_tasks.core.judge import JudgeRequest
 from evads_tasks.core.responses import judged_text
-from evads_tasks.core.server_fit import OVERFLOW_REASON
 
 from ..llm import CALL_FAILED, CONTEXT_LENGTH, LLM
 from ..prompts import answerer_messages

@@ -349,10 +349,10 @@ def plan(source: Source, judge: Judge, protocol: JudgeProtocol,
 
 
 def preflight(result: Plan, judge: Judge) -> list[str]:
-    """The timing preflight (``core/preflight.py``): the plan's first call, timed; its
+    """The timing preflight (``core/chat/preflight.py``): the plan's first call, timed; its
     verdict is the run's. Empty for a judge that makes no call or nothing left to call."""
     from evads_tasks.core.judge.config import TIMEOUT_ENV
-    from evads_tasks.core.preflight import preflight_lines
+    from evads_tasks.core.chat.preflight import preflight_lines
 
     if not isinstance(judge, HttpJudge) or result.first_call is None:
         return []

@@ -92,7 +92,7 @@ def sample_metrics(score: float | None, judge_record: Mapping, ids: Mapping,
 
 def call_text(settings: Mapping) -> str:
     """A judge's call in words: body parameters (and a budget clipped to the server's
-    context, ``core/server_fit.py``), timeout, tries (empty for a judge that makes no
+    context, ``core/chat/server_fit.py``), timeout, tries (empty for a judge that makes no
     call)."""
     parts = [", ".join(f"{k}={v}" for k, v in (settings.get("call_params") or {}).items())]
     fit = settings.get("server_fit") or {}

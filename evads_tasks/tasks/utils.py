@@ -36,7 +36,7 @@ from evads_tasks.core.annotations import (
 from evads_tasks.core.annotations.hub import download_hub_dataset
 from evads_tasks.core.annotations.schemas import reasoning_prompt
 from evads_tasks.core.annotations.videos import videos_beside
-from evads_tasks.core.chat_client import ChatError
+from evads_tasks.core.chat.client import ChatError
 from evads_tasks.core.judge import Judge, JudgeRequest, JudgeResult, judge_from_env
 from evads_tasks.core.judge.accounting import judge_price, usage_record
 from evads_tasks.core.judge.api import JudgeConfigError

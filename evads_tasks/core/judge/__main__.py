@@ -21,7 +21,7 @@ import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from ..preflight import preflight_lines
+from ..chat.preflight import preflight_lines
 from ..write_failure import EXIT_WRITE_FAILED, write_failure
 from .api import Judge, JudgeConfigError, JudgeRequest
 from .config import (

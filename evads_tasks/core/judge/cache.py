@@ -12,7 +12,7 @@ The same file also keeps raw replies of other LLM calls (``get_reply``/``put_rep
 ``replies``: the Q&A generator's proposals and answers, with their token usage), keyed the
 same way, so a resumed generation repeats no call either; and what a server was found to
 accept (``get_capability``/``put_capability``, table ``capabilities``: the
-``response_format`` mode of ``core/response_format.py``), so a rerun starts where the last
+``response_format`` mode of ``core/chat/response_format.py``), so a rerun starts where the last
 run settled instead of being refused again.
 
 A damaged, read-only or full cache must never cost a run. It is found at open where it can

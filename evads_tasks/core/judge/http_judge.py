@@ -1,7 +1,7 @@
 """The LLM judge over an OpenAI-compatible chat-completions endpoint (vLLM, DashScope, OpenAI).
 
 Why it looks like this: the transport (semaphore, per-call deadline, retries with backoff and
-Retry-After, redaction) is :class:`evads_tasks.core.chat_client.ChatClient`, shared with the Q&A
+Retry-After, redaction) is :class:`evads_tasks.core.chat.client.ChatClient`, shared with the Q&A
 generator. On top of it the judge asks once more after an unparseable reply (a separate,
 smaller budget: at temperature 0 the judge mostly repeats itself), shares one retry budget
 between those tries, and caches parsed verdicts on disk so that no verdict is paid for
@@ -10,11 +10,11 @@ a silent 0. An empty answer scores 0 by rule without a call (``api.NO_ANSWER``).
 deterministic call (temperature 0) that brings back the same unparseable reply twice is not
 asked again: the official protocol's ten tries would pay for the same reply ten times. The
 verdict is read from the whole reply; what is kept of it (results, sample logs, the cache) is
-a bounded excerpt (:func:`evads_tasks.core.chat_replies.stored_excerpt`). A cache that fails
+a bounded excerpt (:func:`evads_tasks.core.chat.replies.stored_excerpt`). A cache that fails
 mid-run costs no verdict: :attr:`HttpJudge.problem` says so, for the command to report.
 
 Before a run, :meth:`HttpJudge.preflight` judges its first request with one timed attempt
-(``core/preflight.py``); a verdict it gets is handed to the run, not asked for again.
+(``core/chat/preflight.py``); a verdict it gets is handed to the run, not asked for again.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..chat_client import (
+from ..chat.client import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_RETRY_BUDGET_S,
@@ -36,8 +36,8 @@ from ..chat_client import (
     ChatClient,
     ChatError,
 )
-from ..chat_replies import stored_excerpt
-from ..preflight import CallTiming
+from ..chat.preflight import CallTiming
+from ..chat.replies import stored_excerpt
 from ..redaction import REDACTED
 from .accounting import ServedModels
 from .api import JudgeRequest, JudgeResult, no_answer_result
@@ -90,7 +90,7 @@ class HttpJudge:
         self.progress = progress
         self.protocol, self.timeout_s, self.retry_delay_s = protocol, timeout_s, retry_delay_s
         # Sent with every call, verbatim into the JSON body (the budget clipped by the
-        # client when the server's context cannot hold it, see core/server_fit.py).
+        # client when the server's context cannot hold it, see core/chat/server_fit.py).
         self.call_params: dict[str, object] = dict(protocol.call_params)
         if max_tokens is not None:
             self.call_params.setdefault("max_tokens", max_tokens)

@@ -7,7 +7,7 @@ them:
 - **a refused parameter**: llama-cpp-python answers ``response_format: {"type":
   "json_schema"}`` with HTTP 500 (its request model allows only ``text`` and
   ``json_object``); others answer 400 or 422. :func:`refused_parameter` names the parameter
-  so that the caller asks again without it (``core/response_format.py``).
+  so that the caller asks again without it (``core/chat/response_format.py``).
 - **the context window**: a completion budget that does not fit beside the prompt is a 400
   on vLLM, llama-cpp-python and OpenAI ("This model's maximum context length is 2048
   tokens. However, you requested 9422 tokens (1422 in the messages, 8000 in the

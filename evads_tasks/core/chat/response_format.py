@@ -4,7 +4,7 @@ once per server and model when the server refuses it.
 Why: ``response_format: {"type": "json_schema"}`` is what vLLM, SGLang, llama.cpp's server
 and OpenAI enforce, but llama-cpp-python answers it with HTTP 500 and some DashScope models
 and Ollama versions refuse or ignore it (README, "Servers"). Retrying a refusal cannot mend
-it, so a refusal (``ChatError.refused``, see ``core/server_fit.py``) moves the run one step
+it, so a refusal (``ChatError.refused``, see ``core/chat/server_fit.py``) moves the run one step
 down ``MODES``, for good:
 
 1. ``json_schema``: the schema in ``response_format`` (the server enforces it);
@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from .chat_client import ChatError
+from .client import ChatError
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Why it looks like this: the judge and the Q&A generator send tens of thousands o
 many threads to servers that rate-limit, fail, stall and sometimes echo what they were sent.
 So a call
 
-- is bounded per client by an adaptive limit (``core/concurrency.py``): at most
+- is bounded per client by an adaptive limit (``core/chat/concurrency.py``): at most
   ``concurrency`` calls in flight, fewer while calls time out or slow down because the server
   queues them;
 - has a deadline: ``timeout_s`` bounds the whole call (connect, send, every byte of the
@@ -16,13 +16,13 @@ So a call
   retry logs one WARNING line with the reason, the attempt and the wait;
 - fails at once on 401/403/other 4xx (a bad key, URL or model will not mend itself), on a
   redirect (naming the target host), and on an error that is about the server rather than
-  the call (``core/server_fit.py``): a refused ``response_format`` (``ChatError.refused``:
+  the call (``core/chat/server_fit.py``): a refused ``response_format`` (``ChatError.refused``:
   the caller asks again without it) or a context window the request does not fit
   (``ChatError.overflow``);
 - fits its completion budget (``max_tokens``) to the server's context window once the server
   has said what it is (``GET /models``, or a context-length error, after which the call is
   sent once more with the budget that fits): the prompt is never cut, only the budget;
-- reads every reply as a hostile one (:mod:`evads_tasks.core.chat_replies`): a damaged or
+- reads every reply as a hostile one (:mod:`evads_tasks.core.chat.replies`): a damaged or
   oversized (also once inflated) body, an unknown charset or a lone surrogate is a failed
   attempt, retried and counted like a 500, never an exception past the client; implausible
   token counts are dropped;
@@ -47,7 +47,10 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
 
-from .chat_replies import (
+from ..redaction import REDACTED, redact, redact_cut, url_secrets
+from ..tokens import message_tokens
+from .concurrency import AdaptiveLimit
+from .replies import (
     ACCEPT_ENCODING,
     BadReply,
     body_text,
@@ -56,8 +59,6 @@ from .chat_replies import (
     redirect_reason,
     token_count,
 )
-from .concurrency import AdaptiveLimit
-from .redaction import REDACTED, redact, redact_cut, url_secrets
 from .server_fit import (
     BUDGET_KEYS,
     OVERFLOW_REASON,
@@ -67,7 +68,6 @@ from .server_fit import (
     parse_context_error,
     refused_parameter,
 )
-from .tokens import message_tokens
 
 logger = logging.getLogger(__name__)
 
