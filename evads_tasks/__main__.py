@@ -127,8 +127,9 @@ def _add_rescore(commands: argparse._SubParsersAction) -> None:
                          help="how the judge is asked and read (default: $EVADS_PROTOCOL, "
                               "else evads)")
     rescore.add_argument("--annotations", metavar="FILE",
-                         help="the run's dataset, for samples logged without the judge's "
-                              "inputs (runs made before evads logged them)")
+                         help="the run's dataset (default: $EVADS_ANNOTATIONS), for a "
+                              "--predict_only run (its samples keep no question ids) and for "
+                              "samples logged without the judge's inputs")
     rescore.add_argument("--dry-run", action="store_true",
                          help="count the judge calls left, estimate their tokens and make "
                               "the one timed call (its verdict goes to the judge cache); "
