@@ -125,9 +125,11 @@ class RealServer:
 
 
 def llama_server(gguf: Path, n_ctx: int = 2048, slots: int = 1) -> RealServer:
-    """llama.cpp's server (xllamacpp) on a free loopback port."""
+    """llama.cpp's server (xllamacpp) on a free loopback port. Its native log shares the
+    pipe, and a log line's timestamp can land before our ``URL`` line without a newline:
+    the address is matched anywhere in the line (seen in CI: ``0.00.335.294 URL http://...``)."""
     return RealServer([sys.executable, "-c", _LLAMA_SERVER, str(gguf), str(n_ctx), str(slots),
-                       MODEL_NAME], re.compile(r"^URL (http://\S+)"), "llama.cpp server")
+                       MODEL_NAME], re.compile(r"\bURL (http://\S+)"), "llama.cpp server")
 
 
 def llama_cpp_python_server(python: str, gguf: Path, n_ctx: int = 2048) -> RealServer:
