@@ -63,6 +63,35 @@ def test_the_cache_is_keyed_by_path_size_and_mtime(videos: dict[str, Path],
     assert (cache / "video_probe.sqlite3").is_file()
 
 
+def test_links_to_one_file_probe_it_once_and_each_is_named_as_given(
+        videos: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A collection of symlinks (a scaled split, a deduplicated store) probes each file
+    once; a bad file behind two links stops the run naming both links."""
+    import evads_tasks.core.video_probe as video_probe
+
+    probed: list[Path] = []
+    real_probe = video_probe.probe_video
+    monkeypatch.setattr(video_probe, "probe_video",
+                        lambda path: probed.append(Path(path)) or real_probe(path))
+    links = {}
+    for name, target in (("a", "good"), ("b", "good"), ("c", "truncated"), ("d", "truncated")):
+        links[name] = tmp_path / f"{name}.mp4"
+        links[name].symlink_to(videos[target])
+    verdicts = probe_videos([*links.values(), videos["good"]], cache_dir=tmp_path / "cache")
+    assert len(probed) == 2 and {p.resolve() for p in probed} == {
+        videos["good"].resolve(), videos["truncated"].resolve()}
+    assert {path: probe.ok for path, probe in verdicts.items()} == {
+        links["a"]: True, links["b"]: True, links["c"]: False, links["d"]: False,
+        videos["good"]: True}
+    assert all(probe.path == str(path) for path, probe in verdicts.items())
+    with pytest.raises(BadVideosError) as caught:
+        check_videos({links["c"]: ["c1"], links["d"]: ["d1"]}, mode="stop",
+                     cache_dir=tmp_path / "cache")
+    assert [line.split(" cannot")[0] for line in str(caught.value).splitlines()[1:]] == [
+        f"video file {links['c']}", f"video file {links['d']}"]
+    assert len(probed) == 2  # the second look came from the cache
+
+
 def test_stop_lists_every_bad_file_with_its_questions_and_ends_naming_one(
         videos: dict[str, Path], tmp_path: Path) -> None:
     wanted = {videos["good"]: ["g1", "g2"], videos["empty"]: ["e1", "e2", "e3"],

@@ -7,7 +7,8 @@ the library behind the decoders the models use), the duration is > 0, the first 
 frame decodes, and so does the last second (a seek and a few frames: a file cut short by a
 failed copy keeps its header and first frames, and would fail in the middle of a model's
 decoding). Results are cached on disk keyed by path + size + mtime, so a rerun does not
-probe again and a replaced file is probed anew. Probes run on threads (PyAV releases the
+probe again and a replaced file is probed anew; paths that are links to one file probe it
+once. Probes run on threads (PyAV releases the
 GIL) with a progress bar on large sets.
 
 :func:`check_videos` turns probes into the run's decision: by default a bad video stops the
@@ -24,7 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -179,16 +180,23 @@ def probe_videos(paths: Iterable[str | os.PathLike], *,
     cache = ProbeCache(probe_cache_dir() if cache_dir is None else cache_dir)
     try:
         verdicts = {path: cache.get(path) for path in unique}
-        todo = [path for path, probe in verdicts.items() if probe is None]
+        # links to one file (a collection of symlinks, the same video under two ids): that
+        # file is probed once, and each path gets its verdict under its own name
+        same_file: dict[Path, list[Path]] = {}
+        for path, probe in verdicts.items():
+            if probe is None:
+                same_file.setdefault(path.resolve(), []).append(path)
+        todo = [paths[0] for paths in same_file.values()]
         if todo:
             workers = workers or min(8, os.cpu_count() or 1, len(todo))
             show = len(todo) >= PROGRESS_MIN if progress is None else progress
             with ThreadPoolExecutor(max_workers=workers) as pool, \
                     tqdm(total=len(todo), desc="probing videos", unit="video",
                          disable=not show) as bar:
-                for path, probe in zip(todo, pool.map(probe_video, todo), strict=True):
-                    verdicts[path] = probe
-                    cache.put(path, probe)
+                for first, probe in zip(todo, pool.map(probe_video, todo), strict=True):
+                    cache.put(first, probe)
+                    for path in same_file[first.resolve()]:
+                        verdicts[path] = replace(probe, path=str(path))
                     bar.update(1)
     finally:
         cache.close()
