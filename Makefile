@@ -337,9 +337,10 @@ generate: install  ## E-VAds-style Q&A: VIDEOS=PATH LLM_URL=URL LLM_MODEL=NAME [
 demo-annotations: sample  ## summary of the sample's annotations (videos, questions per task and category)
 	$(PY) -m evads_tasks annotations summary $(SAMPLE)/annotations/test.parquet
 
-bench: install  ## speed targets: runs every bench/*.py but gpu_check.py (judge throughput, ...)
-	@set -e; for script in $(filter-out bench/gpu_check.py,$(wildcard bench/*.py)); do \
-	  echo "== $$script"; $(PY) $$script; done
+bench: install  ## speed targets: runs every bench/*.py but gpu_check.py (judge throughput, ...); fails when one missed its target
+	@missed=""; for script in $(filter-out bench/gpu_check.py,$(wildcard bench/*.py)); do \
+	  echo "== $$script"; $(PY) $$script || missed="$$missed $$script"; done; \
+	if [ -n "$$missed" ]; then echo "bench: target missed or failed in:$$missed"; exit 1; fi
 
 gpu-check: install  ## on a CUDA node with PROFILE=gpu: lmms-eval vllm, GRPO with vLLM, density on cuda
 	$(PY) bench/gpu_check.py $(GPU_CHECK_FLAGS)
