@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from judge_server import ServerProcess  # noqa: E402
 from scaled_dataset import scaled_test_split  # noqa: E402
 
-from evads_tasks.core.video_probe import probe_video  # noqa: E402
+from evads_tasks.core.video_probe import probe_video, probe_workers  # noqa: E402
 from evads_tasks.tasks import INCLUDE_PATH  # noqa: E402
 
 LATENCY_S = 0.05
@@ -78,7 +78,7 @@ def probe_rate(rounds: int = 10) -> tuple[float, int]:
     """(videos per second, workers) of the video probe without its cache, on the sample's
     files, with the workers ``probe_videos`` uses on this machine."""
     files = sorted((REPO / "data" / "sample" / "videos").glob("*.mp4")) * rounds
-    workers = min(8, os.cpu_count() or 1)
+    workers = probe_workers(len(files))
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         verdicts = list(pool.map(probe_video, files))

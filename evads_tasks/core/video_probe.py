@@ -169,6 +169,11 @@ class ProbeCache:
             self._db.close()
 
 
+def probe_workers(files: int) -> int:
+    """Threads for probing ``files`` files: one per CPU, at most 8."""
+    return min(8, os.cpu_count() or 1, files)
+
+
 def probe_videos(paths: Iterable[str | os.PathLike], *,
                  cache_dir: str | os.PathLike | None = None, workers: int | None = None,
                  progress: bool | None = None) -> dict[Path, VideoProbe]:
@@ -186,16 +191,16 @@ def probe_videos(paths: Iterable[str | os.PathLike], *,
         for path, probe in verdicts.items():
             if probe is None:
                 same_file.setdefault(path.resolve(), []).append(path)
-        todo = [paths[0] for paths in same_file.values()]
-        if todo:
-            workers = workers or min(8, os.cpu_count() or 1, len(todo))
-            show = len(todo) >= PROGRESS_MIN if progress is None else progress
-            with ThreadPoolExecutor(max_workers=workers) as pool, \
-                    tqdm(total=len(todo), desc="probing videos", unit="video",
+        groups = list(same_file.values())
+        if groups:
+            show = len(groups) >= PROGRESS_MIN if progress is None else progress
+            with ThreadPoolExecutor(max_workers=workers or probe_workers(len(groups))) as pool, \
+                    tqdm(total=len(groups), desc="probing videos", unit="video",
                          disable=not show) as bar:
-                for first, probe in zip(todo, pool.map(probe_video, todo), strict=True):
-                    cache.put(first, probe)
-                    for path in same_file[first.resolve()]:
+                probes = pool.map(probe_video, [group[0] for group in groups])
+                for group, probe in zip(groups, probes, strict=True):
+                    cache.put(group[0], probe)
+                    for path in group:
                         verdicts[path] = replace(probe, path=str(path))
                     bar.update(1)
     finally:
