@@ -44,6 +44,7 @@ from evads_tasks.core.without_video import (
 )
 from evads_tasks.tasks.ablation import BLIND, CONDITIONS, FULL, ONE_FRAME, TEXT_ONLY, VIDEO_ONLY
 from evads_tasks.tasks.conditions import group_of
+
 from .report import protocol_lines, task_label
 from .scored_runs import ScoredSample, load_conditions, load_official_results
 
@@ -429,8 +430,9 @@ def export_filter(runs: Mapping[str, ConditionRun], path: Path, threshold: float
                   condition: str) -> dict:
     """Write the filter file from ``condition``'s run; what it wrote, for the report."""
     if condition not in runs:
-        raise ValueError(f"--export-filter needs a {condition} run ({group_of(CONDITIONS[condition])}"
-                         f"); the runs hold {', '.join(runs)}")
+        group = group_of(CONDITIONS[condition])
+        raise ValueError(f"--export-filter needs a {condition} run ({group}); the runs hold "
+                         f"{', '.join(runs)}")
     run = runs[condition]
     ids, unscored = without_video(run, threshold)
     per_task = {code: sum(run.samples[q].task == code for q in ids) for code in TASK_CODES}
@@ -450,7 +452,8 @@ def write_audit(sources: Sequence[str | Path], out: str | Path,
     path."""
     threshold = check_threshold(threshold, "--threshold")
     runs = load_condition_runs(sources)
-    progress(f"conditions: {', '.join(f'{n} ({len(r.samples)} questions)' for n, r in runs.items())}")
+    sizes = ", ".join(f"{name} ({len(run.samples)} questions)" for name, run in runs.items())
+    progress(f"conditions: {sizes}")
     rows = audit(runs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -26,11 +26,10 @@ from evads_tasks.core.judge.api import JudgeConfigError
 from evads_tasks.core.judge.canary import DRIFT
 from evads_tasks.core.judge.canary import summary as canary_summary
 from evads_tasks.core.official_script import CHECKED_SHA256
+from evads_tasks.core.run_files import RESULTS_GLOB
 from evads_tasks.core.statistics import Interval, Stratum, clustered_mean, weighted_mean_of_means
 from evads_tasks.core.write_failure import writing
 from evads_tasks.tasks.metrics import ALL_METRICS, ALL_SUFFIX, METRIC_LABELS, METRICS, call_text
-
-from evads_tasks.core.run_files import RESULTS_GLOB
 
 from .scored_runs import (
     ScoredRun,

@@ -48,10 +48,6 @@ from evads_tasks.core.annotations import (
     load_annotations,
 )
 from evads_tasks.core.judge import HttpJudge, Judge, JudgeRequest
-from evads_tasks.core.judge.config import judge_concurrency
-from evads_tasks.core.judge.error_rate import error_rate_failure, max_judge_error_rate
-from evads_tasks.core.judge.protocols import JudgeProtocol
-from evads_tasks.core.run_files import read_results
 from evads_tasks.core.judge.accounting import (
     Price,
     format_tokens,
@@ -60,6 +56,12 @@ from evads_tasks.core.judge.accounting import (
     served_model_warning,
     usage_totals,
 )
+from evads_tasks.core.judge.config import judge_concurrency
+from evads_tasks.core.judge.error_rate import error_rate_failure, max_judge_error_rate
+from evads_tasks.core.judge.protocols import JudgeProtocol
+from evads_tasks.core.run_files import read_results
+from evads_tasks.tasks.ablation import FULL, Condition, condition
+from evads_tasks.tasks.conditions import GROUPS, condition_of_task, group_of, task_of
 from evads_tasks.tasks.metrics import (
     EXCLUDED_KEY,
     EXCLUDED_METRIC,
@@ -74,8 +76,7 @@ from evads_tasks.tasks.metrics import (
     same_over_tasks,
     task_name,
 )
-from evads_tasks.tasks.ablation import FULL, Condition, condition
-from evads_tasks.tasks.conditions import GROUPS, condition_of_task, group_of, task_of
+
 from .scored_runs import (
     AUTHORS_OUTPUT,
     RUN_FACTS_KEY,
@@ -351,8 +352,8 @@ def plan(source: Source, judge: Judge, protocol: JudgeProtocol,
 def preflight(result: Plan, judge: Judge) -> list[str]:
     """The timing preflight (``core/chat/preflight.py``): the plan's first call, timed; its
     verdict is the run's. Empty for a judge that makes no call or nothing left to call."""
-    from evads_tasks.core.judge.config import TIMEOUT_ENV
     from evads_tasks.core.chat.preflight import preflight_lines
+    from evads_tasks.core.judge.config import TIMEOUT_ENV
 
     if not isinstance(judge, HttpJudge) or result.first_call is None:
         return []
@@ -472,8 +473,9 @@ def rescore(source: Source, out: Path, judge: Judge, protocol: JudgeProtocol, *,
             fresh: bool = False, progress: bool = True, price: Price | None = None,
             max_error_rate: float | None = None) -> Outcome:
     """Judge every prediction of ``source`` again and write the run layout into ``out``."""
-    from .report import write_report
     from evads_tasks.tasks.utils import judge_doc, run_description
+
+    from .report import write_report
 
     started = time.monotonic()
     _check_out(source, out)
@@ -626,13 +628,13 @@ def main(args) -> int:
     same)."""
     import sys
 
+    from evads_tasks.core.judge.accounting import judge_price
     from evads_tasks.core.judge.api import JudgeConfigError
     from evads_tasks.core.judge.canary import summary as canary_summary
     from evads_tasks.core.judge.config import apply_protocol_flag, judge_from_env, judge_protocol
     from evads_tasks.core.judge.error_rate import EXIT_JUDGE_ERRORS
-    from evads_tasks.core.judge.accounting import judge_price
-    from evads_tasks.tasks.utils import judge_canary
     from evads_tasks.core.write_failure import EXIT_WRITE_FAILED, WriteFailed, writing
+    from evads_tasks.tasks.utils import judge_canary
 
     apply_protocol_flag(args.protocol)
     try:

@@ -34,6 +34,8 @@ from evads_tasks.core.judge.parsing import has_verdict_line
 from evads_tasks.core.judge.protocols import EVADS, OFFICIAL
 from evads_tasks.core.responses import authors_judged_text
 from evads_tasks.core.run_files import RESULTS_GLOB, read_results, run_file_problems
+from evads_tasks.core.scoring import r2, r3, r5
+from evads_tasks.sample.tiny_model import is_tiny_random, looks_tiny_random
 from evads_tasks.tasks.ablation import FULL, condition
 from evads_tasks.tasks.conditions import condition_of_task
 from evads_tasks.tasks.metrics import (
@@ -43,10 +45,6 @@ from evads_tasks.tasks.metrics import (
     VERDICT_LINE_KEY,
     excluded_per_task,
 )
-from evads_tasks.core.scoring import r2, r3, r5
-from evads_tasks.core.write_failure import write_failure
-from evads_tasks.sample.tiny_model import is_tiny_random, looks_tiny_random
-from evads_tasks.tasks.metrics import JUDGE_METRIC, RUN_METRIC, USAGE_METRIC, excluded_per_task
 
 RUN_FACTS_KEY = "evads"  # what a rescore adds to the results JSON it writes
 RESCORE_KIND = "rescore: logged predictions judged again, no model run"
