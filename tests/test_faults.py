@@ -390,13 +390,18 @@ def test_a_multi_megabyte_reply_is_read_whole_and_stored_as_a_bounded_excerpt(
         tmp_path: Path) -> None:
     _requests(tmp_path / "requests.jsonl", 3)
     with JudgeServer(faults=lambda i: "huge", huge_mb=5) as server:
-        status, _, verdicts, _ = _judge_cli(
-            tmp_path, _judge_env(server.url, tmp_path / "cache", EVADS_JUDGE_TIMEOUT="30"))
+        env = _judge_env(server.url, tmp_path / "cache", EVADS_JUDGE_TIMEOUT="30")
+        status, _, verdicts, _ = _judge_cli(tmp_path, env)
+        assert (tmp_path / "verdicts.jsonl").stat().st_size < 50_000  # 15 MB before
+        (tmp_path / "verdicts.jsonl").unlink()
+        _, _, from_cache, _ = _judge_cli(tmp_path, env)  # the same answers, from the cache
     assert status == 0 and [v["score"] for v in verdicts] == [1.0] * 3  # read from the tail
     for verdict in verdicts:
         assert len(verdict["raw"]) < 5000 and verdict["raw"].endswith("Answer: 1.0")
         assert "the reply was 5,242,9" in verdict["raw"]  # the full size is noted
-    assert (tmp_path / "verdicts.jsonl").stat().st_size < 50_000  # 15 MB before
+    # a cached verdict keeps the excerpt as stored, not an excerpt of the excerpt
+    assert all(v["cached"] for v in from_cache)
+    assert [v["raw"] for v in from_cache] == [v["raw"] for v in verdicts]
     assert (tmp_path / "cache" / CACHE_FILE).stat().st_size < 1_000_000
 
 

@@ -127,10 +127,10 @@ class HttpJudge:
 
     def _result(self, score: float | None, raw: str | None, error: str | None,
                 cached: bool = False, **usage: int | str | None) -> JudgeResult:
-        """``usage``: JudgeResult's accounting fields (tokens, served model, calls)."""
+        """``raw``: what is kept of the reply (``stored_excerpt``, as the cache holds it);
+        ``usage``: JudgeResult's accounting fields (tokens, served model, calls)."""
         redact = self._client.redact
-        return JudgeResult(score=score,
-                           raw=None if raw is None else stored_excerpt(redact(raw)),
+        return JudgeResult(score=score, raw=None if raw is None else redact(raw),
                            error=None if error is None else redact(error),
                            cached=cached, judge=self.name, **usage)
 
@@ -225,13 +225,14 @@ class HttpJudge:
                 logger.warning("%s: unparseable judge reply %d/%d (%s); asking again",
                                self.name, unparseable, unparseable_attempts, error)
                 continue
+            kept = stored_excerpt(reply.content)  # the client redacted it already
             if self.cache is not None:
                 self.cache.put(key, model=self.model, endpoint=self.endpoint,
-                               rubric=request.rubric, score=score,
-                               raw=stored_excerpt(reply.content), **usage)
-            return self._result(score, reply.content, None, calls=attempts, **usage)
-        result = self._result(None, last_raw, f"judge failed after {attempts} attempt(s): "
-                                              f"{reason}", calls=attempts, **usage)
+                               rubric=request.rubric, score=score, raw=kept, **usage)
+            return self._result(score, kept, None, calls=attempts, **usage)
+        result = self._result(None, None if last_raw is None else stored_excerpt(last_raw),
+                              f"judge failed after {attempts} attempt(s): {reason}",
+                              calls=attempts, **usage)
         if not quiet:
             logger.warning("%s", result.error)
         return result
