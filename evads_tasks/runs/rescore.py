@@ -335,10 +335,9 @@ def plan(source: Source, judge: Judge, protocol: JudgeProtocol,
         if prediction.doc["question_id"] in finished:
             continue
         request = judge_request(protocol, prediction.doc, prediction.response)
-        if protocol.empty_by_rule and not request.answer.strip():
+        if protocol.by_rule(request):
             by_rule += 1
-        elif llm and judge.cache is not None and judge.cache.get_verdict(
-                judge.request_key(request)) is not None:
+        elif llm and not judge.calls_for(request):
             cached += 1
         elif llm:
             calls += 1

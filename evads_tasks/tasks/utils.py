@@ -393,9 +393,11 @@ def judge_doc(judge: Judge, protocol: JudgeProtocol, doc: dict, response: str,
     """Judge ``response`` to ``doc`` and build the sample's metric values: (the verdict,
     whether it counts as a judged answer for the error rate, the values).
 
-    Shared by :func:`process_results` and ``python -m evads_tasks rescore``, which re-judges
-    logged samples: the judge record keeps the judge's ``inputs`` (question, metadata,
-    clues, reference) so that a logged sample can be judged again without the dataset.
+    ``run`` is the run description (:func:`run_description`, read once per task), whose
+    judge settings name the model. Shared by :func:`process_results` and ``python -m
+    evads_tasks rescore``, which re-judges logged samples: the judge record keeps the judge's
+    ``inputs`` (question, metadata, clues, reference) so that a logged sample can be judged
+    again without the dataset.
     """
     request = judge_request(protocol, doc, response)
     answer = request.answer
@@ -409,5 +411,5 @@ def judge_doc(judge: Judge, protocol: JudgeProtocol, doc: dict, response: str,
               VERDICT_LINE_KEY: has_verdict_line(answer), "inputs": inputs}
     values = sample_metrics(result.score, record, ids, doc.get(EXCLUDED_KEY) or 0, run=run,
                             levels_only=protocol.levels_only,
-                            usage=usage_record(result, judge.settings().get("model")))
-    return result, bool(answer.strip()) or not protocol.empty_by_rule, values
+                            usage=usage_record(result, run["judge"].get("model")))
+    return result, not protocol.by_rule(request), values
