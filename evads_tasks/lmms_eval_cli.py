@@ -22,7 +22,7 @@ import textwrap
 from .core.judge.api import JudgeConfigError
 from .core.judge.config import PROTOCOL_ENV, apply_protocol_flag, judge_protocol
 from .core.judge.protocols import PROTOCOLS
-from .tasks import INCLUDE_PATH
+from .tasks import task_names, with_evads
 from .tasks.outcome import RunStopped, failure_lines
 
 PLUGINS_ENV = "LMMS_EVAL_PLUGINS"
@@ -59,11 +59,6 @@ def split_flag(argv: list[str], flag: str) -> tuple[list[str], list[str]]:
     return rest, values
 
 
-def with_evads(paths: list[str]) -> list[str]:
-    """The user's include paths (kept, first) plus ours."""
-    return [*paths, *([str(INCLUDE_PATH)] if str(INCLUDE_PATH) not in paths else [])]
-
-
 def with_plugin(env: dict[str, str]) -> str:
     """``$LMMS_EVAL_PLUGINS`` with evads_tasks added (the user's plugins kept)."""
     plugins = [p for p in (env.get(PLUGINS_ENV) or "").split(",") if p.strip()]
@@ -72,14 +67,7 @@ def with_plugin(env: dict[str, str]) -> str:
 
 def evads_tasks_requested(argv: list[str]) -> bool:
     """Whether ``--tasks`` names an E-VAds task or group (all start with ``evads``)."""
-    rest = iter(argv)
-    for arg in rest:
-        value = next(rest, "") if arg == "--tasks" else \
-            arg.split("=", 1)[1] if arg.startswith("--tasks=") else None
-        if value is not None and any(name.strip().startswith("evads")
-                                     for name in value.split(",")):
-            return True
-    return False
+    return any(name.startswith("evads") for name in task_names(argv))
 
 
 def _names_tasks(argv: list[str]) -> bool:

@@ -1,4 +1,4 @@
-"""What What lmms-eval's ``LMMS_EVAL_PLUGINS=evads_tasks`` asks of a plugin.
+"""What lmms-eval's ``LMMS_EVAL_PLUGINS=evads_tasks`` asks of a plugin.
 
 lmms-eval 0.7.3 imports ``<plugin>.models`` (its ``AVAILABLE_MODELS``) when it builds its model
 registry, and adds ``<plugin>.tasks`` to the include path only after the task index was
@@ -15,7 +15,7 @@ import sys
 
 from lmms_eval.tasks import TaskManager
 
-from evads_tasks.tasks import INCLUDE_PATH
+from evads_tasks.tasks import task_names, with_evads
 
 AVAILABLE_MODELS: dict[str, str] = {}
 _index_tasks = TaskManager.initialize_tasks
@@ -23,21 +23,15 @@ _index_tasks = TaskManager.initialize_tasks
 
 def only_evads_tasks(argv: list[str]) -> bool:
     """Whether the command line's ``--tasks`` names E-VAds tasks and groups only."""
-    names = []
-    for index, arg in enumerate(argv):
-        if arg == "--tasks" and index + 1 < len(argv):
-            names += argv[index + 1].split(",")
-        elif arg.startswith("--tasks="):
-            names += arg.split("=", 1)[1].split(",")
-    return bool(names) and all(name.strip().startswith("evads") for name in names)
+    names = task_names(argv)
+    return bool(names) and all(name.startswith("evads") for name in names)
 
 
 def _index_with_evads(self: TaskManager, include_path: str | list[str] | None = None,
                       include_defaults: bool = True) -> dict:
     paths = [include_path] if isinstance(include_path, str) else list(include_path or [])
-    if str(INCLUDE_PATH) not in map(str, paths):
-        paths.append(str(INCLUDE_PATH))
-    return _index_tasks(self, paths, include_defaults and not only_evads_tasks(sys.argv[1:]))
+    return _index_tasks(self, with_evads(paths),
+                        include_defaults and not only_evads_tasks(sys.argv[1:]))
 
 
 TaskManager.initialize_tasks = _index_with_evads

@@ -48,6 +48,7 @@ from evads_tasks.core.judge.error_rate import EXIT_JUDGE_ERRORS, RUN_TALLY
 from evads_tasks.core.redaction import env_secrets, redact
 from evads_tasks.core.run_files import RESULTS_GLOB, results_written_since, run_file_problems
 from evads_tasks.core.video_probe import BadVideosError
+from evads_tasks.tasks import flag_values
 
 EXIT_FAILED = 1
 # Under accelerate/torchrun the first rank to exit non-zero gets the others killed: the other
@@ -153,7 +154,7 @@ class RunWatch:
         """On rank 0 (the one that writes): what is wrong with the files this run wrote
         under its ``--output_path`` (none written, a results JSON or a sample log not
         whole), naming each file, the way to finish it last."""
-        output_path = _flag_value(argv, "--output_path")
+        output_path = ([None] + flag_values(argv, "--output_path"))[-1]  # the last given
         if rank() != 0 or output_path is None:
             return []
         root = Path(output_path)
@@ -170,11 +171,11 @@ class RunWatch:
                             "cache are reused, so its judging costs nothing again")
         return problems
 
-    def exit_status(self, argv: list[str] | None = None) -> tuple[int, list[str]]:
+    def exit_status(self) -> tuple[int, list[str]]:
         """(status, the ``error:`` lines to print last)."""
         judge_failure = RUN_TALLY.failure()
         lines = [f"error: {judge_failure}"] if judge_failure else []
-        failures = [*self.failures, *self.file_problems(sys.argv[1:] if argv is None else argv)]
+        failures = [*self.failures, *self.file_problems(sys.argv[1:])]
         if failures:
             return EXIT_FAILED, lines + list(dict.fromkeys(failures))
         return (EXIT_JUDGE_ERRORS, lines) if lines else (0, [])
@@ -195,17 +196,6 @@ class RunWatch:
         sys.stderr.flush()
         # atexit cannot change the exit status otherwise; everything was written already
         os._exit(status)
-
-
-def _flag_value(argv: list[str], flag: str) -> str | None:
-    """The value of ``flag`` (``--flag X`` or ``--flag=X``, the last given) in ``argv``."""
-    value = None
-    for index, arg in enumerate(argv):
-        if arg == flag and index + 1 < len(argv):
-            value = argv[index + 1]
-        elif arg.startswith(flag + "="):
-            value = arg.split("=", 1)[1]
-    return value
 
 
 def close_progress_bars() -> None:
