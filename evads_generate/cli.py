@@ -213,16 +213,17 @@ def _known_metadata(args, items: list[VideoInput]) -> dict[str, VideoMeta]:
     """Each video's metadata known before perception: the annotations', or what an earlier
     run in the folder perceived."""
     known = {i.video_id: from_record(i.record, i.video_path) for i in items if not i.raw}
-    perceived = RunFolder(args.out).perceived() if (args.out / "perception.jsonl").exists() \
-        else {}
+    perceived = RunFolder(args.out).perceived()  # none before a first run
     known.update({vid: meta for vid, meta in perceived.items() if not meta.error})
     return known
 
 
-def _estimate(args, items: list[VideoInput], settings: GeneratorSettings,
-              known: dict[str, VideoMeta]):
+def _estimate(items: list[VideoInput], settings: GeneratorSettings,
+              known: dict[str, VideoMeta], cache_dir: Path):
+    """The run's plan; raw videos not perceived yet are probed for their duration into the
+    run's probe cache, where perception finds the verdicts."""
     unknown = [i.video_path for i in items if i.raw and i.video_id not in known]
-    probes = probe_videos(unknown) if unknown else {}
+    probes = probe_videos(unknown, cache_dir=cache_dir) if unknown else {}
     durations = {i.video_id: probes[Path(i.video_path)].duration for i in items
                  if i.raw and Path(i.video_path or "") in probes}
     return estimate(items, {vid: meta.metadata for vid, meta in known.items()}, durations,
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = args.cache_dir or args.out / CACHE
     known = _known_metadata(args, items)
     if args.dry_run:
-        planned = _estimate(args, items, settings, known)
+        planned = _estimate(items, settings, known, cache_dir)
         print(render(planned, args.price_input, args.price_output, timed=named))
         if named:
             try:
@@ -350,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         todo = [i for i in items if i.video_id not in folder.finished()]
         if todo and not args.no_preflight:
-            calls = _estimate(args, todo, settings, known).calls
+            calls = _estimate(todo, settings, known, cache_dir).calls
             print("\n".join(_preflight(llm, args, todo, settings, known, calls)),
                   file=sys.stderr)
         outcome = run_videos(items, folder, generator, perceiver,
