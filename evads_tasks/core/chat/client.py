@@ -344,7 +344,7 @@ class ChatClient:
                         f"{max(left, 0):.1f}s left of {self.retry_budget_s:g}s)",
                         error, attempts) from None
                 logger.warning("%s: attempt %d/%d failed (%s); retrying in %.1fs", self.name,
-                               attempts, self.max_attempts, reason, delay)
+                               attempts, tries, reason, delay)
                 time.sleep(delay)
                 continue
             return self._reply(data, attempts)

@@ -53,11 +53,6 @@ class AdaptiveLimit:
         self._healthy = 0
         self._condition = threading.Condition()
 
-    @property
-    def in_flight(self) -> int:
-        with self._condition:
-            return self._in_flight
-
     def acquire(self) -> Slot:
         with self._condition:
             while self._in_flight >= self.limit:
