@@ -77,6 +77,16 @@ def detect_schema(columns: set[str]) -> str:
                     for name in closest))
 
 
+def _json_cell(value: object, field: str) -> object:
+    """A cell that may hold an object as JSON text: the text decoded, anything else as is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(f"invalid JSON ({exc.msg})", field=field) from None
+
+
 def _need(row: Mapping, name: str, kind: type | tuple[type, ...] = str, *, optional=False):
     if name not in row or row[name] is None:
         if optional:
@@ -250,12 +260,7 @@ def _question_match(content: str) -> re.Match | None:
 
 def _extra_info(row: Mapping) -> Mapping:
     """``extra_info``: an object, or its JSON text."""
-    extra = row.get("extra_info")
-    if isinstance(extra, str):
-        try:
-            extra = json.loads(extra)
-        except json.JSONDecodeError as exc:
-            raise AnnotationError(f"invalid JSON ({exc.msg})", field="extra_info") from None
+    extra = _json_cell(row.get("extra_info"), "extra_info")
     return _need({"extra_info": extra} if "extra_info" in row else {}, "extra_info", Mapping)
 
 
@@ -458,12 +463,7 @@ def parse_normalized_row(row: Mapping) -> EvadsRecord:
         raise AnnotationError(exc.args[0], field="task") from None
     task_inferred = _need(row, "task_inferred", bool)
     split = _need(row, "split")  # its value is checked by EvadsRecord
-    extra = row.get("extra") or {}
-    if isinstance(extra, str):
-        try:
-            extra = json.loads(extra)
-        except json.JSONDecodeError as exc:
-            raise AnnotationError(f"invalid JSON ({exc.msg})", field="extra") from None
+    extra = _json_cell(row.get("extra") or {}, "extra")
     if not isinstance(extra, Mapping):
         raise AnnotationError(f"expected an object, got {type(extra).__name__}", field="extra")
     duration = row.get("duration")
