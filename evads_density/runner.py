@@ -97,10 +97,13 @@ def with_probed_videos(jobs: Sequence[VideoJob]) -> list[VideoJob]:
     return checked
 
 
-def append_row(handle, row: dict) -> None:
-    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    handle.flush()
-    os.fsync(handle.fileno())
+def append_row(handle, row: dict, resume: str) -> None:
+    """One JSON line, on disk before the next; a failed write is a ``WriteFailed`` naming the
+    file and ``resume`` (how to go on from the rows kept)."""
+    with writing(handle.name, resume):
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _threads_per_worker(workers: int) -> int:
@@ -256,8 +259,7 @@ def run(jobs: Sequence[VideoJob], settings: Settings, out_dir: Path, workers: in
     with appending(path, RESUME) as handle, \
             tqdm(total=len(todo), desc="density", unit="video") as bar:
         for row in produce(todo, settings, workers):
-            with writing(path, RESUME):
-                append_row(handle, row)
+            append_row(handle, row, RESUME)
             rows.append(row)
             bar.update()
     return rows

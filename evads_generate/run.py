@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from evads_density.runner import append_row
-from evads_tasks.core.write_failure import WriteFailed, writing
+from evads_tasks.core.write_failure import WriteFailed
 
 from .inputs import VideoInput
 from .perception import Perceiver, frame_urls, from_record
@@ -42,8 +42,8 @@ def _meta(item: VideoInput, perceived: dict[str, VideoMeta], perceiver: Perceive
     if item.video_id in perceived:
         return perceived[item.video_id]
     meta = perceiver.perceive(item.video_id, item.video_path, probes.get(Path(item.video_path)))
-    with lock, writing(handle.name, RESUME):
-        append_row(handle, meta.to_dict())
+    with lock:
+        append_row(handle, meta.to_dict(), RESUME)
     return meta
 
 
@@ -72,8 +72,7 @@ def run_videos(items: Sequence[VideoInput], folder: RunFolder, generator: Genera
                 return
             with lock:
                 try:
-                    with writing(video_log.name, RESUME):
-                        append_row(video_log, result.to_dict())
+                    append_row(video_log, result.to_dict(), RESUME)
                 except WriteFailed as error:  # a callback's error would be lost: raised later
                     fatal.append(error)
                     return
