@@ -20,8 +20,8 @@ from pathlib import Path
 
 from evads_tasks.core.annotations import PERCEPTION, REASONING, TASK_CODES, TASKS, EvadsRecord
 from evads_tasks.core.statistics import PairedDifference
-from evads_tasks.runs.compare import OVERALL as COMPARE_OVERALL
 from evads_tasks.runs.compare import paired_comparison as compare_runs_paired
+from evads_tasks.runs.report import OVERALL as TABLE_OVERALL
 from evads_tasks.runs.scored_runs import ScoredRun
 from evads_tasks.tasks.metrics import METRIC_LABELS
 
@@ -41,7 +41,7 @@ CHART_FILE = "before_after.png"
 COMPARISON_FILE = "comparison.json"
 OVERALL = "overall"
 SCOPES = (*TASK_CODES, PERCEPTION, REASONING, OVERALL)
-ROW_OF_SCOPE = {OVERALL: COMPARE_OVERALL}  # compare's row names, where they differ
+ROW_OF_SCOPE = {OVERALL: TABLE_OVERALL}  # compare's row names, where they differ
 HEADLINE = "G"  # the metric the printed table and the chart show (MG-GRPO's own score)
 PAPER_GAIN = ("the paper reports +109.2% in commercial-intent reasoning for E-VAds-R1 over its "
               "base model, trained on a few hundred RL samples (its metric and questions are "

@@ -45,14 +45,13 @@ from evads_tasks.core.without_video import (
 from evads_tasks.tasks.ablation import BLIND, CONDITIONS, FULL, ONE_FRAME, TEXT_ONLY, VIDEO_ONLY
 from evads_tasks.tasks.conditions import group_of
 
-from .report import protocol_lines, task_label
+from .report import OVERALL, protocol_lines, task_label
 from .scored_runs import ScoredSample, load_conditions, load_official_results
 
 REPORT_NAME = "audit_report.md"
 CHART_NAME = "audit_report.png"
 QUESTIONS_NAME = "audit_questions.csv"
 JSON_NAME = "audit.json"
-OVERALL = "Overall"
 # The differences the audit reports: full minus each other condition, and what each means.
 GAPS: dict[str, tuple[str, str]] = {
     BLIND.name: ("Blind Gap", "full - blind: what the video and the speech add to the question"),

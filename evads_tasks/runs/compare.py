@@ -33,6 +33,7 @@ from evads_tasks.tasks.metrics import METRIC_LABELS, METRICS
 
 from .report import (
     GROUPS,
+    OVERALL,
     VERDICT_LINE_COLUMN,
     fmt,
     fmt_interval,
@@ -123,9 +124,6 @@ def agreement_by_task(pairs: Sequence[Pair]) -> dict[str, dict]:
     return {code: agreement(by_task[code]) for code in TASK_CODES if code in by_task}
 
 
-OVERALL = "Overall"
-
-
 def paired_comparison(run_a: ScoredRun, run_b: ScoredRun, *,
                       iterations: int = BOOTSTRAP_ITERATIONS,
                       seed: int = SEED) -> dict[str, dict[str, PairedDifference]]:
@@ -145,8 +143,7 @@ def paired_comparison(run_a: ScoredRun, run_b: ScoredRun, *,
         task = pair[0].task
         for row in (task, TASKS[task].dimension, OVERALL):
             rows[row].append(pair)
-    order = [*TASK_CODES, *dict.fromkeys(TASKS[code].dimension for code in TASK_CODES),
-             OVERALL]
+    order = [*TASK_CODES, *GROUPS]
     present = {code for code in TASK_CODES if rows.get(code)}
     return {row: {label: _paired(rows[row], metric, iterations, seed)
                   for metric, label in METRIC_LABELS.items()}

@@ -99,11 +99,12 @@ def weighted_row(task_samples: list[list[ScoredSample]]) -> dict:
                           for name, interval in intervals.items()}}
 
 
+OVERALL = "Overall"  # the row over all five tasks, in every table of runs
 GROUPS: dict[str, tuple[str, ...]] = {PERCEPTION: tuple(c for c in TASK_CODES
                                                      if TASKS[c].dimension == PERCEPTION),
                                        REASONING: tuple(c for c in TASK_CODES
                                                     if TASKS[c].dimension == REASONING),
-                                       "Overall": TASK_CODES}
+                                       OVERALL: TASK_CODES}
 
 
 def summarize(samples: list[ScoredSample]) -> dict[str, dict[str, dict]]:
