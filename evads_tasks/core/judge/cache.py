@@ -197,14 +197,8 @@ class JudgeCache:
 
     def get_verdict(self, key: str) -> CachedVerdict | None:
         """The stored verdict with its usage, else None (also when the file fails: a miss)."""
-        try:
-            with self._lock:
-                row = self._connection.execute(
-                    "SELECT score, raw, prompt_tokens, completion_tokens, served_model "
-                    "FROM verdicts WHERE key = ?", (key,)).fetchone()
-        except sqlite3.Error as error:
-            self._failed("read", error)
-            return None
+        row = self._read("SELECT score, raw, prompt_tokens, completion_tokens, served_model "
+                         "FROM verdicts WHERE key = ?", (key,))
         return None if row is None else CachedVerdict(float(row[0]), str(row[1]), *row[2:])
 
     def put(self, key: str, *, model: str, endpoint: str, rubric: str, score: float,
@@ -220,13 +214,7 @@ class JudgeCache:
     def get_reply(self, key: str) -> tuple[str, dict] | None:
         """(raw reply, token usage) of a cached LLM reply, else None (also when the file
         fails: a miss)."""
-        try:
-            with self._lock:
-                row = self._connection.execute(
-                    "SELECT raw, usage FROM replies WHERE key = ?", (key,)).fetchone()
-        except sqlite3.Error as error:
-            self._failed("read", error)
-            return None
+        row = self._read("SELECT raw, usage FROM replies WHERE key = ?", (key,))
         return None if row is None else (str(row[0]), json.loads(row[1]))
 
     def put_reply(self, key: str, *, model: str, endpoint: str, kind: str, raw: str,
@@ -234,6 +222,16 @@ class JudgeCache:
         """Store an LLM reply; a failure is recorded in :attr:`problem`, not raised."""
         self._write("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (key, model, endpoint, kind, raw, json.dumps(usage), time.time()))
+
+    def _read(self, statement: str, values: tuple) -> tuple | None:
+        """The row ``statement`` selects, else None (also when the file fails: recorded in
+        :attr:`problem`, a miss for the caller)."""
+        try:
+            with self._lock:
+                return self._connection.execute(statement, values).fetchone()
+        except sqlite3.Error as error:
+            self._failed("read", error)
+            return None
 
     def _write(self, statement: str, values: tuple) -> None:
         try:
